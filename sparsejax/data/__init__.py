@@ -1,0 +1,7 @@
+"""Datasets that need no download: scikit-learn's bundled digits, synthetic classification,
+and a loader for the CIFAR-10 python-pickle format from a local directory."""
+from sparsejax.data.batching import batch_indices, num_batches
+from sparsejax.data.cifar import load_cifar10
+from sparsejax.data.digits import Split, load_digits, synthetic_classification
+
+__all__ = ["Split", "load_digits", "synthetic_classification", "load_cifar10", "batch_indices", "num_batches"]
