@@ -1,0 +1,59 @@
+"""Dense message-passing building blocks shared by the PE networks and the GIN regressor.
+
+A node tensor has shape ``(N, ..., F)``: axis 0 indexes nodes, the middle axes are independent
+channels that share weights (e.g. the N columns of SPE's ``(N, N, m)`` tensor or the k
+eigenvectors in SignNet), the last axis holds features.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class MLP(nn.Module):
+    """ReLU MLP ``hidden -> ... -> features`` on the last axis (no activation on the output)."""
+
+    features: int
+    hidden: int
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i in range(self.num_layers - 1):
+            x = nn.relu(nn.Dense(self.hidden, name=f"dense_{i}")(x))
+        return nn.Dense(self.features, name="out")(x)
+
+
+class GINLayer(nn.Module):
+    """Graph isomorphism layer (Xu et al. 2019): ``MLP((1 + eps) h_i + sum_{j in N(i)} h_j)``.
+
+    ``h`` is ``(N, ..., F)``; aggregation runs along axis 0 with the dense adjacency ``(N, N)``.
+    """
+
+    features: int
+    hidden: int
+    mlp_layers: int = 2
+
+    @nn.compact
+    def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:
+        eps = self.param("eps", nn.initializers.zeros, ())
+        agg = jnp.tensordot(adj, h, axes=(1, 0))
+        return MLP(self.features, self.hidden, self.mlp_layers)((1.0 + eps) * h + agg)
+
+
+class GIN(nn.Module):
+    """``num_layers`` GIN layers (ReLU between them); ``h (N, ..., F_in) -> (N, ..., features)``."""
+
+    features: int
+    hidden: int
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:
+        for i in range(self.num_layers):
+            last = i == self.num_layers - 1
+            h = GINLayer(self.features if last else self.hidden, self.hidden)(h, adj)
+            if not last:
+                h = nn.relu(h)
+        return h
