@@ -1,0 +1,113 @@
+"""Text from a probabilistic context-free grammar (PCFG) written here, tokenised for language
+modelling.
+
+The grammar is a small English fragment with subject-verb number agreement (a dependency that
+can span a prepositional phrase), adjectives, prepositional phrases and embedded clauses, so a
+decoder LM has both local and longer-range structure to learn. Sampling is a pure function of the
+seed (NumPy ``Generator``); sentences longer than ``max_len`` tokens are redrawn.
+
+Token ids: ``0 = <pad>``, ``1 = <bos>``, ``2 = <eos>``, then the words in sorted order.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+PAD, BOS, EOS = 0, 1, 2
+SPECIALS = ("<pad>", "<bos>", "<eos>")
+
+# nonterminal -> [(probability, right-hand side)]; symbols absent from the keys are words.
+GRAMMAR: dict[str, list[tuple[float, tuple[str, ...]]]] = {
+    "S": [(0.5, ("NP_sg", "VP_sg")), (0.5, ("NP_pl", "VP_pl"))],
+    "NP_sg": [(0.55, ("Det_sg", "N_sg")), (0.3, ("Det_sg", "Adj", "N_sg")), (0.15, ("NP_sg", "PP"))],
+    "NP_pl": [(0.55, ("Det_pl", "N_pl")), (0.3, ("Det_pl", "Adj", "N_pl")), (0.15, ("NP_pl", "PP"))],
+    "NP": [(0.5, ("NP_sg",)), (0.5, ("NP_pl",))],
+    "VP_sg": [(0.5, ("V_sg", "NP")), (0.25, ("Vi_sg",)), (0.15, ("Vi_sg", "PP")), (0.1, ("Vs_sg", "that", "S"))],
+    "VP_pl": [(0.5, ("V_pl", "NP")), (0.25, ("Vi_pl",)), (0.15, ("Vi_pl", "PP")), (0.1, ("Vs_pl", "that", "S"))],
+    "PP": [(1.0, ("P", "NP"))],
+    "Det_sg": [(0.4, ("the",)), (0.3, ("a",)), (0.15, ("every",)), (0.15, ("this",))],
+    "Det_pl": [(0.4, ("the",)), (0.25, ("some",)), (0.2, ("many",)), (0.15, ("these",))],
+    "N_sg": [(1 / 6, (w,)) for w in ("dog", "cat", "robot", "teacher", "bird", "scientist")],
+    "N_pl": [(1 / 6, (w,)) for w in ("dogs", "cats", "robots", "teachers", "birds", "scientists")],
+    "Adj": [(0.2, (w,)) for w in ("small", "red", "clever", "old", "quiet")],
+    "V_sg": [(0.25, (w,)) for w in ("sees", "likes", "chases", "finds")],
+    "V_pl": [(0.25, (w,)) for w in ("see", "like", "chase", "find")],
+    "Vi_sg": [(1 / 3, (w,)) for w in ("sleeps", "runs", "sings")],
+    "Vi_pl": [(1 / 3, (w,)) for w in ("sleep", "run", "sing")],
+    "Vs_sg": [(0.5, (w,)) for w in ("thinks", "says")],
+    "Vs_pl": [(0.5, (w,)) for w in ("think", "say")],
+    "P": [(0.25, (w,)) for w in ("near", "with", "under", "behind")],
+}
+
+
+def _words() -> tuple[str, ...]:
+    return tuple(sorted({s for rules in GRAMMAR.values() for _, rhs in rules for s in rhs if s not in GRAMMAR}))
+
+
+VOCAB: tuple[str, ...] = SPECIALS + _words()
+_INDEX = {w: i for i, w in enumerate(VOCAB)}
+
+
+class GrammarCorpus(NamedTuple):
+    """``tokens[i]`` is ``<bos> w_1 ... w_k <eos>`` padded with ``<pad>`` to ``max_len``;
+    ``lengths[i] = k + 2`` (non-pad tokens); ``vocab[id]`` is the token string."""
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    vocab: tuple[str, ...]
+
+
+def sample_sentence(rng: np.random.Generator, max_depth: int = 8) -> list[str]:
+    """One sentence (list of words) drawn top-down from ``GRAMMAR``; below ``max_depth`` only
+    non-recursive productions are used, so every draw terminates."""
+
+    def expand(symbol: str, depth: int) -> list[str]:
+        if symbol not in GRAMMAR:
+            return [symbol]
+        rules = GRAMMAR[symbol]
+        if depth >= max_depth:
+            rules = [(p, rhs) for p, rhs in rules if not any(s in ("S", symbol, "NP", "PP") for s in rhs)] or rules
+        probs = np.array([p for p, _ in rules])
+        rhs = rules[rng.choice(len(rules), p=probs / probs.sum())][1]
+        return [w for s in rhs for w in expand(s, depth + 1)]
+
+    return expand("S", 0)
+
+
+def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24) -> GrammarCorpus:
+    """``n_sentences`` tokenised PCFG sentences, padded to ``max_len`` (sentences needing more than
+    ``max_len`` tokens including ``<bos>``/``<eos>`` are redrawn). Deterministic in ``seed``."""
+    if n_sentences < 1:
+        raise ValueError(f"n_sentences must be >= 1, got {n_sentences}")
+    if max_len < 5:
+        raise ValueError(f"max_len must be >= 5 (the shortest sentence has 3 tokens + bos/eos), got {max_len}")
+    rng = np.random.default_rng(seed)
+    tokens = np.full((n_sentences, max_len), PAD, np.int32)
+    lengths = np.zeros(n_sentences, np.int32)
+    for i in range(n_sentences):
+        while True:
+            words = sample_sentence(rng)
+            if len(words) + 2 <= max_len:
+                break
+        ids = [BOS] + [_INDEX[w] for w in words] + [EOS]
+        tokens[i, : len(ids)] = ids
+        lengths[i] = len(ids)
+    return GrammarCorpus(tokens, lengths, VOCAB)
+
+
+def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
+    """Concatenate the sentences (without padding) into one stream and cut it into
+    non-overlapping windows of ``seq_len + 1`` tokens: inputs ``w[:, :-1]``, targets ``w[:, 1:]``."""
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    stream = np.concatenate([row[:n] for row, n in zip(corpus.tokens, corpus.lengths)])
+    n_windows = len(stream) // (seq_len + 1)
+    if n_windows == 0:
+        raise ValueError(f"corpus has {len(stream)} tokens, fewer than one window of {seq_len + 1}")
+    return stream[: n_windows * (seq_len + 1)].reshape(n_windows, seq_len + 1)
+
+
+def decode(tokens, vocab: tuple[str, ...] = VOCAB) -> str:
+    """Token ids -> space-separated words, dropping ``<pad>``."""
+    return " ".join(vocab[int(t)] for t in np.asarray(tokens).reshape(-1) if int(t) != PAD)
