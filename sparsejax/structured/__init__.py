@@ -1,0 +1,22 @@
+"""Structured sparsity: N:M masks, SR-STE and P7's progressive gradient-flow recipes, Sparse
+Iso-FLOP Transformations (P14), fine-grained group sparsity (P28)."""
+from sparsejax.structured.gradient_flow import (
+    METHODS,
+    NMRecipe,
+    SRSTEState,
+    exponential_mask_decay,
+    linear_mask_decay,
+    nm_recipe,
+    sr_ste,
+    ste_sparse,
+    stepwise_structure_decay,
+    structure_decay_levels,
+)
+from sparsejax.structured.nm import is_nm_sparse, nm_keep, nm_mask
+
+__all__ = [
+    "nm_mask", "nm_keep", "is_nm_sparse", "sr_ste", "SRSTEState", "ste_sparse", "linear_mask_decay",
+    "exponential_mask_decay", "stepwise_structure_decay", "structure_decay_levels", "nm_recipe", "NMRecipe",
+    "METHODS",
+]
+# group sparsity (P28) and the N:M compressed format: exported below by their owner.

@@ -1,0 +1,203 @@
+"""N:M sparse training recipes: SR-STE (Zhou et al. 2021) and the decaying gradient-flow recipes
+of P7 (Bambhaniya et al. 2024, "Progressive Gradient Flow for Robust N:M Sparsity Training in
+Transformers").
+
+All recipes keep *dense* latent weights ``W`` and, at every step ``t``, run the model on
+effective weights
+
+    W~_t = W * (E_t + beta_t * (1 - E_t)),     E_t = nm_mask(W, N_t, M)          (P7 Sec. 4)
+
+with a straight-through backward pass ``dL/dW := dL/dW~`` (the custom backward of the paper's
+code). The recipes differ in ``(beta_t, N_t)`` and in the gradient transform:
+
+* ``srste``: ``beta = 0``, ``N_t = N``; the gradient gets the sparse-refined term
+  ``lambda_W * (1 - E_t) * W`` (Zhou et al. eq. 5), see :func:`sr_ste`.
+* ``mask_decay_linear`` / ``mask_decay_exponential`` (MDGF): ``N_t = N`` and the pruned
+  elements' mask value decays ``beta_t = max(0, 1 - rate * (t - t_d))`` or
+  ``beta_t = exp(-rate * (t - t_d))`` (:func:`linear_mask_decay`, :func:`exponential_mask_decay`).
+* ``structure_decay_stepwise`` (SDGF): ``beta = 0`` and the pattern moves from a denser N:M to the
+  target: ``(M-1):M, (M/2):M, (M/4):M, ..., N:M`` over equal frames (:func:`stepwise_structure_decay`).
+
+A training run is split into ``dense_steps`` (dense training, ``beta = 1``/``N_t = M``), the decay
+phase, and ``finetune_steps`` (binary target mask) as in P7's dense / sparse / fine-tune epochs.
+Schedules are optax-style ``step -> value`` callables and :func:`sr_ste` is an
+``optax.GradientTransformation``, so a recipe composes with any optax optimizer.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sparsejax.core.tree import Predicate, is_none
+from sparsejax.structured.nm import _check_nm_args, nm_keep, nm_mask
+
+METHODS = ("srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise")
+
+
+def _check_steps(**steps) -> None:
+    for name, v in steps.items():
+        if int(v) != v or v < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {v}")
+
+
+def linear_mask_decay(rate: float, begin_step: int = 0) -> Callable:
+    """MDGF-Linear: ``beta_t = clip(1 - rate * (t - begin_step), 0, 1)`` (1 before ``begin_step``)."""
+    if rate <= 0:
+        raise ValueError(f"decay rate must be > 0, got {rate}")
+    _check_steps(begin_step=begin_step)
+    return lambda step: jnp.clip(1.0 - rate * (jnp.asarray(step, jnp.float32) - begin_step), 0.0, 1.0)
+
+
+def exponential_mask_decay(rate: float, begin_step: int = 0) -> Callable:
+    """MDGF-Exponential: ``beta_t = exp(-rate * max(t - begin_step, 0))``."""
+    if rate <= 0:
+        raise ValueError(f"decay rate must be > 0, got {rate}")
+    _check_steps(begin_step=begin_step)
+    return lambda step: jnp.exp(-rate * jnp.maximum(jnp.asarray(step, jnp.float32) - begin_step, 0.0))
+
+
+def structure_decay_levels(n: int, m: int) -> tuple[int, ...]:
+    """SDGF-Stepwise sequence of N for target ``n:m``: ``m-1``, then ``m/2, m/4, ...`` while above
+    ``n``, ending at ``n`` (e.g. 1:16 -> 15, 8, 4, 2, 1; 2:4 -> 3, 2)."""
+    _check_nm_args(n, m)
+    levels, k = [m - 1], m // 2
+    while k > n:
+        if k < levels[-1]:
+            levels.append(k)
+        k //= 2
+    if levels[-1] != n:
+        levels.append(n)
+    return tuple(levels)
+
+
+def stepwise_structure_decay(n: int, m: int, begin_step: int, end_step: int) -> Callable:
+    """SDGF-Stepwise: ``N_t = m`` (dense) before ``begin_step``; ``[begin_step, end_step)`` is split
+    into equal frames holding the levels of :func:`structure_decay_levels` in order (the last frame
+    is the target); ``N_t = n`` from ``end_step`` on. Returns int32 ``N_t``."""
+    _check_steps(begin_step=begin_step, end_step=end_step)
+    if end_step <= begin_step:
+        raise ValueError(f"end_step ({end_step}) must be > begin_step ({begin_step})")
+    levels = jnp.asarray(structure_decay_levels(n, m), jnp.int32)
+    frame = (end_step - begin_step) / len(levels)
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32)
+        idx = jnp.clip(jnp.floor((step - begin_step) / frame), 0, len(levels) - 1).astype(jnp.int32)
+        return jnp.where(step < begin_step, m, levels[idx])
+
+    return schedule
+
+
+def ste_sparse(params, mask, beta=0.0):
+    """Effective weights ``W * (E + beta * (1 - E))`` at masked leaves (``None`` leaves unchanged)
+    with a straight-through gradient: the backward pass is the identity w.r.t. ``W``."""
+
+    def leaf(e, w):
+        if e is None:
+            return w
+        w_eff = w * jnp.where(e, 1.0, beta).astype(w.dtype)
+        return w + jax.lax.stop_gradient(w_eff - w)
+
+    return jax.tree_util.tree_map(leaf, mask, params, is_leaf=is_none)
+
+
+class SRSTEState(NamedTuple):
+    """Number of updates applied so far."""
+
+    count: jax.Array
+
+
+def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = 0, *, begin_step: int = 0,
+           predicate: Predicate | None = None) -> optax.GradientTransformation:
+    """SR-STE sparse-refined term (Zhou et al. 2021, eq. 5): ``g <- g + lambda_W * (1 - E) * W``
+    with ``E = nm_mask(W, n, m, axis)`` recomputed from the current params, from update
+    ``begin_step`` on. Chain it before the optimizer: ``optax.chain(sr_ste(2, 4), optax.sgd(0.1))``.
+    Needs ``params`` in ``update``."""
+    _check_nm_args(n, m)
+    _check_steps(begin_step=begin_step)
+    if lambda_w < 0:
+        raise ValueError(f"lambda_w must be >= 0, got {lambda_w}")
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("sr_ste needs params: call tx.update(grads, state, params)")
+        mask = nm_mask(params, n, m, axis, predicate=predicate)
+        lam = jnp.where(state.count >= begin_step, lambda_w, 0.0)
+        out = jax.tree_util.tree_map(
+            lambda e, g, w: g if e is None else g + (lam * jnp.where(e, 0.0, w)).astype(g.dtype),
+            mask, updates, params, is_leaf=is_none,
+        )
+        return out, SRSTEState(state.count + 1)
+
+    return optax.GradientTransformation(lambda params: SRSTEState(jnp.zeros((), jnp.int32)), update)
+
+
+class NMRecipe(NamedTuple):
+    """A configured N:M training recipe.
+
+    ``sparsify(params, step)`` -> effective params for the forward pass (straight-through grads);
+    ``tx`` -> gradient transform to chain before the optimizer (SR-STE term or identity);
+    ``mask_value(step)`` -> ``beta_t``; ``n_at(step)`` -> ``N_t``;
+    ``final_mask(params)`` -> the target N:M mask pytree for the deployed model.
+    """
+
+    sparsify: Callable
+    tx: optax.GradientTransformation
+    mask_value: Callable
+    n_at: Callable
+    final_mask: Callable
+
+
+def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int = 0, finetune_steps: int = 0,
+              decay_rate: float | None = None, lambda_w: float = 2e-4, axis: int = 0,
+              predicate: Predicate | None = None) -> NMRecipe:
+    """Build an :class:`NMRecipe` for ``method`` in :data:`METHODS` and target ``n:m``.
+
+    The decay phase is ``[dense_steps, total_steps - finetune_steps)``. Default decay rates make
+    the mask value reach 0 at the start of fine-tuning (linear: ``1 / T_decay``) or ``exp(-5)``
+    there (exponential: ``5 / T_decay``); P7 tunes this coefficient per model.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    _check_nm_args(n, m)
+    _check_steps(total_steps=total_steps, dense_steps=dense_steps, finetune_steps=finetune_steps)
+    decay_end = total_steps - finetune_steps
+    if decay_end <= dense_steps:
+        raise ValueError(f"no decay phase: dense_steps={dense_steps} + finetune_steps={finetune_steps} "
+                         f">= total_steps={total_steps}")
+    t_decay = decay_end - dense_steps
+
+    def sparse_from(step):
+        return jnp.asarray(step) >= dense_steps
+
+    if method == "mask_decay_linear":
+        decay = linear_mask_decay(decay_rate or 1.0 / t_decay, dense_steps)
+    elif method == "mask_decay_exponential":
+        decay = exponential_mask_decay(decay_rate or 5.0 / t_decay, dense_steps)
+    else:
+        decay = None
+
+    def mask_value(step):
+        dense = jnp.where(sparse_from(step), 0.0, 1.0)
+        if decay is None:
+            return dense
+        return jnp.where(jnp.asarray(step) >= decay_end, 0.0, decay(step))
+
+    if method == "structure_decay_stepwise":
+        n_at = stepwise_structure_decay(n, m, dense_steps, decay_end)
+    else:
+        n_at = lambda step: jnp.where(sparse_from(step), n, m).astype(jnp.int32)  # noqa: E731
+
+    def sparsify(params, step):
+        mask = nm_mask(params, n_at(step), m, axis, predicate=predicate)
+        return ste_sparse(params, mask, mask_value(step))
+
+    if method == "srste":
+        tx = sr_ste(n, m, lambda_w, axis, begin_step=dense_steps, predicate=predicate)
+    else:
+        tx = optax.identity()
+    return NMRecipe(sparsify, tx, mask_value, n_at, lambda params: nm_mask(params, n, m, axis, predicate=predicate))
+

@@ -1,0 +1,85 @@
+"""N:M fine-grained structured sparsity masks: in every group of ``m`` consecutive entries along an
+axis keep the ``n`` of largest magnitude (Zhou et al. 2021, "Learning N:M fine-grained structured
+sparse neural networks from scratch", Sec. 3, and P7 Sec. 2).
+
+For a flax ``Dense`` kernel of shape ``(in, out)`` the matmul reduces over axis 0, so hardware N:M
+(e.g. 2:4 sparse tensor cores) corresponds to ``axis=0``; ``axis=-1`` is the default of
+:func:`nm_mask` for plain arrays as the API asks.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparsejax.core.tree import Predicate, is_none, path_str, select
+
+
+def _check_nm_args(n, m) -> None:
+    if not isinstance(m, (int, np.integer)) or isinstance(m, bool):
+        raise TypeError(f"m must be a Python int, got {type(m).__name__}")
+    if isinstance(n, jax.Array):  # a scheduled N (possibly traced): 0 <= n <= m, n = m is dense
+        if n.ndim or not jnp.issubdtype(n.dtype, jnp.integer):
+            raise TypeError(f"an array n must be a 0-d integer array, got shape {n.shape} dtype {n.dtype}")
+        if not isinstance(n, jax.core.Tracer) and not 0 <= int(n) <= m:
+            raise ValueError(f"scheduled n must be in [0, m={m}], got {int(n)}")
+        return
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 1 <= n < m:
+        raise ValueError(f"N:M sparsity needs 1 <= n < m, got n={n}, m={m}")
+
+
+def _check_axis(shape, m: int, axis: int, where: str = "array") -> int:
+    if len(shape) == 0:
+        raise ValueError(f"{where}: cannot take N:M groups of a scalar")
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{where}: axis {axis} is out of range for shape {tuple(shape)}")
+    axis %= len(shape)
+    if shape[axis] % m:
+        raise ValueError(f"{where}: axis {axis} has length {shape[axis]}, not divisible by m={m} (shape {tuple(shape)})")
+    return axis
+
+
+def nm_keep(x: jax.Array, n, m: int, axis: int) -> jax.Array:
+    """Boolean N:M mask of one array without argument checks; ``n`` may be a traced int in
+    ``[0, m]`` (``n = m`` keeps everything), so a schedule over ``n`` never recompiles.
+    Exactly ``n`` entries per group; ties keep the earlier position."""
+    mag = jnp.moveaxis(jnp.abs(x), axis, -1)
+    shape = mag.shape
+    groups = mag.reshape(shape[:-1] + (shape[-1] // m, m))
+    order = jnp.argsort(-groups, axis=-1, stable=True)
+    ranks = jnp.argsort(order, axis=-1)
+    return jnp.moveaxis((ranks < n).reshape(shape), -1, axis)
+
+
+def nm_mask(x, n, m: int, axis: int = -1, *, predicate: Predicate | None = None):
+    """Keep the ``n`` largest-magnitude entries in every group of ``m`` consecutive entries along
+    ``axis``.
+
+    ``x`` an array: returns a bool array shaped like ``x``. ``x`` a params pytree: returns a mask
+    pytree (bool arrays at the leaves selected by ``predicate``, default: ndim >= 2 and not an
+    embedding table; ``None`` elsewhere) that composes with :func:`sparsejax.masked` and
+    :func:`sparsejax.apply_mask`. Raises ``ValueError`` unless ``1 <= n < m`` and ``m`` divides the
+    axis length (naming the offending leaf). ``n`` may also be a 0-d integer jax array, e.g. a
+    traced schedule value (then ``0 <= n <= m``; ``n = m`` is dense) so changing it never recompiles.
+    """
+    _check_nm_args(n, m)
+    if isinstance(x, (jax.Array, np.ndarray)):
+        _check_axis(x.shape, m, axis)
+        return nm_keep(x, n, m, axis)
+    selected = select(x, predicate)
+
+    def leaf_mask(path, sel, w):
+        if sel is None:
+            return None
+        return nm_keep(w, n, m, _check_axis(np.shape(w), m, axis, where=f"params leaf {path_str(path)!r}"))
+
+    return jax.tree_util.tree_map_with_path(leaf_mask, selected, x, is_leaf=is_none)
+
+
+def is_nm_sparse(x: jax.Array, n: int, m: int, axis: int = -1) -> bool:
+    """True iff every group of ``m`` consecutive entries along ``axis`` has at most ``n`` non-zeros."""
+    axis = _check_axis(np.shape(x), m, axis)
+    nz = np.moveaxis(np.asarray(x) != 0, axis, -1)
+    return bool((nz.reshape(nz.shape[:-1] + (-1, m)).sum(-1) <= n).all())

@@ -1,0 +1,90 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from sparsejax.structured import (
+    exponential_mask_decay,
+    is_nm_sparse,
+    linear_mask_decay,
+    nm_mask,
+    nm_recipe,
+    sr_ste,
+    ste_sparse,
+    stepwise_structure_decay,
+    structure_decay_levels,
+)
+
+PARAMS = {"w": jax.random.normal(jax.random.key(0), (8, 3)), "b": jnp.ones(3)}
+
+
+def test_linear_and_exponential_endpoints():
+    lin = linear_mask_decay(0.1, begin_step=5)
+    assert float(lin(0)) == 1.0 and float(lin(5)) == 1.0
+    assert float(lin(10)) == pytest.approx(0.5) and float(lin(15)) == 0.0 and float(lin(100)) == 0.0
+    ex = exponential_mask_decay(0.2, begin_step=5)
+    assert float(ex(0)) == 1.0 and float(ex(5)) == 1.0
+    assert float(ex(15)) == pytest.approx(np.exp(-2.0), rel=1e-5)
+    assert 0.0 < float(ex(1000)) < 1e-30 or float(ex(1000)) == 0.0
+    with pytest.raises(ValueError):
+        linear_mask_decay(0.0)
+
+
+def test_structure_levels_and_stepwise_schedule():
+    assert structure_decay_levels(1, 16) == (15, 8, 4, 2, 1)  # P7's 1:16 example
+    assert structure_decay_levels(2, 4) == (3, 2)
+    assert structure_decay_levels(1, 8) == (7, 4, 2, 1)
+    sched = stepwise_structure_decay(1, 8, begin_step=10, end_step=50)  # 4 frames of 10 steps
+    got = [int(sched(t)) for t in (0, 9, 10, 19, 20, 30, 40, 49, 50, 500)]
+    assert got == [8, 8, 7, 7, 4, 2, 1, 1, 1, 1]
+    with pytest.raises(ValueError):
+        stepwise_structure_decay(1, 8, 10, 10)
+
+
+@pytest.mark.parametrize("method", ["srste", "mask_decay_linear", "mask_decay_exponential",
+                                    "structure_decay_stepwise"])
+def test_recipe_phases(method):
+    r = nm_recipe(method, 1, 4, total_steps=100, dense_steps=10, finetune_steps=20, axis=0)
+    np.testing.assert_allclose(r.sparsify(PARAMS, 0)["w"], PARAMS["w"])  # dense phase
+    target = jnp.where(nm_mask(PARAMS["w"], 1, 4, axis=0), PARAMS["w"], 0)
+    for t in (80, 99):  # fine-tune phase: exactly the binary target N:M weights
+        w = r.sparsify(PARAMS, t)["w"]
+        np.testing.assert_allclose(w, target)
+        assert is_nm_sparse(w, 1, 4, axis=0)
+    np.testing.assert_array_equal(r.sparsify(PARAMS, 50)["b"], PARAMS["b"])
+    assert float(r.mask_value(0)) == 1.0 and float(r.mask_value(80)) == 0.0
+    assert int(r.n_at(0)) == 4 and int(r.n_at(80)) == 1
+
+
+def test_mask_decay_mid_phase_scales_pruned_weights():
+    r = nm_recipe("mask_decay_linear", 1, 4, total_steps=100, dense_steps=0, finetune_steps=0, axis=0)
+    e = nm_mask(PARAMS["w"], 1, 4, axis=0)
+    np.testing.assert_allclose(r.sparsify(PARAMS, 25)["w"], PARAMS["w"] * jnp.where(e, 1.0, 0.75), rtol=1e-6)
+
+
+def test_straight_through_gradient_is_identity():
+    mask = nm_mask(PARAMS, 1, 4, axis=0)
+    g = jax.grad(lambda p: jnp.sum(ste_sparse(p, mask, 0.3)["w"] * jnp.arange(24.0).reshape(8, 3)))(PARAMS)
+    np.testing.assert_allclose(g["w"], jnp.arange(24.0).reshape(8, 3))
+
+
+def test_sr_ste_adds_the_sparse_refined_term():
+    tx = optax.chain(sr_ste(1, 4, lambda_w=0.5, axis=0, begin_step=1), optax.sgd(1.0))
+    state = tx.init(PARAMS)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, PARAMS)
+    upd, state = tx.update(zeros, state, PARAMS)  # step 0 < begin_step: no term
+    np.testing.assert_allclose(upd["w"], 0.0)
+    upd, state = tx.update(zeros, state, PARAMS)
+    e = nm_mask(PARAMS["w"], 1, 4, axis=0)
+    np.testing.assert_allclose(upd["w"], -0.5 * jnp.where(e, 0.0, PARAMS["w"]), rtol=1e-6)
+    np.testing.assert_allclose(upd["b"], 0.0)
+    with pytest.raises(ValueError, match="params"):
+        tx.update(zeros, state)
+
+
+def test_recipe_errors():
+    with pytest.raises(ValueError, match="method"):
+        nm_recipe("magic", 1, 4, total_steps=10)
+    with pytest.raises(ValueError, match="no decay phase"):
+        nm_recipe("srste", 1, 4, total_steps=10, dense_steps=5, finetune_steps=5)
