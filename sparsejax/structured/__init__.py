@@ -20,3 +20,13 @@ __all__ = [
     "METHODS",
 ]
 # group sparsity (P28) and the N:M compressed format: exported below by their owner.
+from sparsejax.structured.group import (  # noqa: E402
+    GroupCompressed, group_compress, group_decompress, group_mask, group_masks, group_nbytes, group_norms,
+    is_group_sparse,
+)
+from sparsejax.structured.nm_format import NMCompressed, nm_compress, nm_decompress, nm_nbytes  # noqa: E402
+
+__all__ += [
+    "group_norms", "group_mask", "group_masks", "is_group_sparse", "GroupCompressed", "group_compress",
+    "group_decompress", "group_nbytes", "NMCompressed", "nm_compress", "nm_decompress", "nm_nbytes",
+]
