@@ -95,7 +95,9 @@ class NeuralSpectralBlock(nn.Module):
         if c % self.num_heads:
             raise ValueError(f"channels {c} not divisible by num_heads {self.num_heads}")
         patches = patchify(x, self.patch_size)
-        out = self.decode(patches, self.transition(self.encode(patches)))
+        latent = self.encode(patches)
+        self.sow("intermediates", "latent_tokens", latent)
+        out = self.decode(patches, self.transition(latent))
         return unpatchify(out, x.shape[0], x.shape[1:-1], self.patch_size)
 
 
