@@ -1,5 +1,6 @@
 """Pure jitted train/eval steps, data parallelism over local devices, resumable loops."""
 from sparsejax.train.checkpoint import LoopCheckpointer
+from sparsejax.train.loop import fit
 from sparsejax.train.steps import (
     TrainState,
     accuracy,
@@ -14,5 +15,5 @@ from sparsejax.train.steps import (
 
 __all__ = [
     "TrainState", "make_train_step", "make_eval_step", "evaluate", "cross_entropy_loss", "accuracy",
-    "data_mesh", "shard_batch", "replicate_on_mesh", "LoopCheckpointer",
+    "data_mesh", "shard_batch", "replicate_on_mesh", "LoopCheckpointer", "fit",
 ]

@@ -50,7 +50,7 @@ def make_train_step(
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1), loss
 
-    return jax.jit(step, donate_argnums=0)
+    return jax.jit(step)
 
 
 def make_eval_step(apply_fn: Callable, loss_fn: Callable = cross_entropy_loss) -> Callable:
