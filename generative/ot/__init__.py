@@ -1,0 +1,31 @@
+"""Optimal transport solvers built on ott-jax: Sinkhorn-Newton-Sparse (P29).
+
+    from ott.geometry import pointcloud
+    from ott.problems.linear import linear_problem
+    prob = linear_problem.LinearProblem(pointcloud.PointCloud(x, y, epsilon=1e-2))
+    out = SinkhornNewtonSparse(threshold=1e-6, sparsity=0.01)(prob)
+    out.matrix, out.n_sinkhorn_iters, out.n_newton_iters, out.errors
+"""
+from generative.ot.sns import (
+    SinkhornNewtonSparse,
+    SNSOutput,
+    SparsePlan,
+    check_balanced,
+    lyapunov,
+    marginal_error,
+    num_kept,
+    sparse_hessian_matvec,
+    sparsify,
+)
+
+__all__ = [
+    "SNSOutput",
+    "SinkhornNewtonSparse",
+    "SparsePlan",
+    "check_balanced",
+    "lyapunov",
+    "marginal_error",
+    "num_kept",
+    "sparse_hessian_matvec",
+    "sparsify",
+]
