@@ -53,7 +53,13 @@ class SPE(nn.Module):
     """Stable and Expressive Positional Encoding (Eq. 2): phi_l on the spectrum, soft partitions, rho.
 
     Invalid eigenpairs (``eig_mask`` False) are dropped by zeroing their phi values; the sum over
-    columns in rho runs over real nodes only.
+    columns in rho runs over real nodes only. ``rho_diag_channel`` appends the identity matrix as
+    one more channel of the ``(N, N, m)`` tensor, so that the column-wise GIN knows which node is
+    the root of its column (as in structural message passing, which the official ``gin_deepsets``
+    rho cites); it is constant, so equivariance, basis invariance and stability are unchanged. Set
+    it to False for the plain GIN rho of the official code. ``rho_layer_norm`` (official code: on)
+    is off by default: layer norm is not Lipschitz near zero-variance inputs, which breaks the
+    stability assumption (Assumption 3.1) and, numerically, exact basis invariance.
     """
 
     pe_dim: int = 16
@@ -61,14 +67,18 @@ class SPE(nn.Module):
     phi_hidden: int = 32
     phi_layers: int = 3
     rho_hidden: int = 32
-    rho_layers: int = 2
+    rho_layers: int = 3
+    rho_layer_norm: bool = False
+    rho_diag_channel: bool = True
 
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
         phi = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, name="phi")(g.eigvals)
-        phi = phi * g.eig_mask[:, None]
-        w = soft_partitions(g.eigvecs, phi)                                    # (N, N, m)
-        h = GIN(self.pe_dim, self.rho_hidden, self.rho_layers, name="rho")(w, g.adj)  # (N, N, p)
+        w = soft_partitions(g.eigvecs, phi * g.eig_mask[:, None])                 # (N, N, m)
+        if self.rho_diag_channel:
+            w = jnp.concatenate([w, jnp.eye(w.shape[0], dtype=w.dtype)[..., None]], axis=-1)
+        rho = GIN(self.pe_dim, self.rho_hidden, self.rho_layers, self.rho_layer_norm, name="rho")
+        h = rho(w, g.adj)                                                         # (N, N, pe_dim)
         mask = g.node_mask.astype(h.dtype)
         return (h * mask[None, :, None]).sum(axis=1) * mask[:, None]
 

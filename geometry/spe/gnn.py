@@ -23,6 +23,7 @@ class GINRegressor(nn.Module):
     out_dim: int
     hidden: int = 64
     num_layers: int = 4
+    layer_norm: bool = True
 
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
@@ -34,7 +35,7 @@ class GINRegressor(nn.Module):
             x = x + nn.Dense(self.hidden, name="pe_embedding")(pe)
         x = x * mask
         for _ in range(self.num_layers):
-            x = x + nn.relu(GINLayer(self.hidden, self.hidden)(x, g.adj)) * mask
+            x = x + nn.relu(GINLayer(self.hidden, self.hidden, layer_norm=self.layer_norm)(x, g.adj)) * mask
         return MLP(self.out_dim, self.hidden, 2, name="head")((x * mask).sum(axis=0))
 
 

@@ -12,16 +12,24 @@ import jax.numpy as jnp
 
 
 class MLP(nn.Module):
-    """ReLU MLP ``hidden -> ... -> features`` on the last axis (no activation on the output)."""
+    """ReLU MLP ``hidden -> ... -> features`` on the last axis (no activation on the output).
+
+    ``layer_norm`` normalizes every hidden layer before its ReLU (the official SPE code uses layer
+    norm inside rho and batch norm elsewhere; batch norm is left out to keep the modules stateless).
+    """
 
     features: int
     hidden: int
     num_layers: int = 2
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for i in range(self.num_layers - 1):
-            x = nn.relu(nn.Dense(self.hidden, name=f"dense_{i}")(x))
+            x = nn.Dense(self.hidden, name=f"dense_{i}")(x)
+            if self.layer_norm:
+                x = nn.LayerNorm(name=f"norm_{i}")(x)
+            x = nn.relu(x)
         return nn.Dense(self.features, name="out")(x)
 
 
@@ -34,12 +42,13 @@ class GINLayer(nn.Module):
     features: int
     hidden: int
     mlp_layers: int = 2
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:
         eps = self.param("eps", nn.initializers.zeros, ())
         agg = jnp.tensordot(adj, h, axes=(1, 0))
-        return MLP(self.features, self.hidden, self.mlp_layers)((1.0 + eps) * h + agg)
+        return MLP(self.features, self.hidden, self.mlp_layers, self.layer_norm)((1.0 + eps) * h + agg)
 
 
 class GIN(nn.Module):
@@ -48,12 +57,13 @@ class GIN(nn.Module):
     features: int
     hidden: int
     num_layers: int = 2
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:
         for i in range(self.num_layers):
             last = i == self.num_layers - 1
-            h = GINLayer(self.features if last else self.hidden, self.hidden)(h, adj)
+            h = GINLayer(self.features if last else self.hidden, self.hidden, layer_norm=self.layer_norm)(h, adj)
             if not last:
                 h = nn.relu(h)
         return h
