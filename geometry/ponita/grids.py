@@ -52,22 +52,16 @@ def repulsion_sphere(n: int, steps: int = 300, step_size: float = 0.05) -> np.nd
     n = _check_count(n, 2)
     if steps < 0 or step_size <= 0:
         raise ValueError(f"need steps >= 0 and step_size > 0, got {steps}, {step_size}")
-    eye = jnp.eye(n, dtype=bool)
-
-    def energy(x):
-        d2 = jnp.sum((x[:, None] - x[None]) ** 2, -1)
-        return jnp.sum(jnp.where(eye, 0.0, 1.0 / jnp.sqrt(jnp.where(eye, 1.0, d2)))) / (n * n)
-
-    def step(x, _):
-        g = jax.grad(energy)(x)
-        g = g - jnp.sum(g * x, -1, keepdims=True) * x  # tangent part
-        g = g / (jnp.max(jnp.linalg.norm(g, axis=-1)) + 1e-12)
+    x = fibonacci_sphere(n).astype(np.float64)
+    for _ in range(steps):  # plain numpy: the grid is a constant, also when built inside jit
+        rel = x[:, None] - x[None]
+        d = np.linalg.norm(rel, axis=-1) + np.eye(n)
+        g = -np.sum(rel / d[..., None] ** 3 * (1 - np.eye(n))[..., None], 1)  # d/dx_i sum 1/|x_i - x_j|
+        g -= np.sum(g * x, -1, keepdims=True) * x  # tangent part
+        g /= np.max(np.linalg.norm(g, axis=-1)) + 1e-12
         x = x - step_size * (np.pi / np.sqrt(n)) * g
-        return x / jnp.linalg.norm(x, axis=-1, keepdims=True), None
-
-    x0 = jnp.asarray(fibonacci_sphere(n), jnp.float32)
-    x, _ = jax.lax.scan(step, x0, None, length=steps)
-    return np.asarray(x, np.float32)
+        x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    return x.astype(np.float32)
 
 
 def icosahedron() -> np.ndarray:
