@@ -72,3 +72,17 @@ def test_group_masks_pytree_and_errors():
         group_mask(jnp.ones(8), 4, 0.5, axis=0)
     with pytest.raises(ValueError, match="2-D"):
         group_compress(jnp.ones((8, 2, 2)), 4)
+
+
+def test_group_sparsity_experiment_end_to_end(tmp_path):
+    from experiments.runner import run_experiment
+
+    res = run_experiment("group_sparsity", "smoke", out=tmp_path, quiet=True,
+                         overrides=["dense_steps=20", "finetune_steps=5", "sparsities=[0.5]", "group_sizes=[8]",
+                                    "hidden=[32]"])
+    metrics = res.get("metrics", res)
+    assert {"rows", "summary", "claims"} <= set(metrics)
+    methods = {r["method"] for r in metrics["rows"]}
+    assert methods == {"dense", "unstructured", "2:4", "group"}
+    assert all(abs(r["measured_sparsity"] - 0.5) < 1e-6 for r in metrics["rows"] if r["method"] != "dense")
+    assert list(tmp_path.rglob("*.png"))
