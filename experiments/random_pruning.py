@@ -159,11 +159,11 @@ def plot(rows, config):
     models = config["models"]
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.8), squeeze=False)
     for ax, m in zip(axes[0], models):
-        for w in config["widths"]:
+        for color, w in zip(plt.cm.viridis(np.linspace(0.0, 0.85, len(config["widths"]))), config["widths"]):
             dense = _mean_acc(rows, model=m, width=w, distribution="dense")
             for d, style in zip(config["distributions"], ["--", "-"]):
                 ys = [dense - _mean_acc(rows, model=m, width=w, distribution=d, sparsity=s) for s in config["sparsities"]]
-                ax.plot(config["sparsities"], ys, style, marker="o", label=f"width x{w}, {d}")
+                ax.plot(config["sparsities"], ys, style, color=color, marker="o", label=f"width x{w}, {d}")
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set(title=f"{m.upper()} on digits", xlabel="sparsity", ylabel="dense acc - sparse acc")
         ax.legend(fontsize=7)
