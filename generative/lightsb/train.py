@@ -33,7 +33,12 @@ def _as_sampler(source: Source, name: str) -> tuple[Callable, int, Optional[jax.
     arr = jnp.asarray(source)
     if arr.ndim != 2 or arr.shape[0] < 1:
         raise ValueError(f"{name} must have shape (n, d) with n >= 1, got {tuple(arr.shape)}")
-    return (lambda key, step, b: arr[batch_indices(key, step, arr.shape[0], b)]), arr.shape[1], arr
+    def sample(key, step, b):
+        if b <= arr.shape[0]:
+            return arr[batch_indices(key, step, arr.shape[0], b)]
+        return arr[jax.random.randint(jax.random.fold_in(key, step), (b,), 0, arr.shape[0])]
+
+    return sample, arr.shape[1], arr
 
 
 def fit(
@@ -56,7 +61,7 @@ def fit(
     """Fit LightSB between samples of p0 (``x0``) and p1 (``x1``); return :class:`LightSBParams`.
 
     ``x0``/``x1`` are arrays ``(n, d)`` (minibatches of ``batch_size`` rows, a fresh permutation per
-    epoch; with ``batch_size > n`` whole arrays with repetition) or jax-traceable samplers
+    epoch; rows drawn with replacement when ``batch_size > n``) or jax-traceable samplers
     ``f(key, batch_size) -> (batch_size, d)``. Adam on eq. 9, ``steps`` steps in jit-compiled chunks
     of ``chunk`` steps; ``progress`` wraps the chunk iterator (e.g. ``tqdm``). With ``checkpoint_dir``
     the loop state is saved with orbax after every chunk and a rerun resumes to the same result.
