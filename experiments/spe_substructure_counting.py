@@ -26,12 +26,12 @@ LENGTHS = (3, 4, 5, 6)
 PRESETS = {
     "smoke": {
         "methods": ["none", "lap", "signnet", "spe"], "n_train": 320, "n_test": 128,
-        "n_min": 8, "n_max": 14, "avg_degree": 4.0, "k_eig": 14, "hidden": 32, "pe_dim": 16,
-        "num_layers": 3, "steps": 250, "batch_size": 32, "lr": 2e-3, "ckpt_every": 1000,
+        "n_min": 8, "n_max": 14, "avg_degree": 3.0, "k_eig": 14, "hidden": 32, "pe_dim": 16,
+        "num_layers": 3, "steps": 300, "batch_size": 32, "lr": 2e-3, "ckpt_every": 1000,
     },
     "full": {
         "methods": ["none", "lap", "signnet", "spe"], "n_train": 3000, "n_test": 1000,
-        "n_min": 10, "n_max": 24, "avg_degree": 4.0, "k_eig": 24, "hidden": 64, "pe_dim": 32,
+        "n_min": 10, "n_max": 24, "avg_degree": 3.0, "k_eig": 24, "hidden": 64, "pe_dim": 32,
         "num_layers": 4, "steps": 4000, "batch_size": 64, "lr": 1e-3, "ckpt_every": 500,
     },
 }
