@@ -28,7 +28,6 @@ import numpy as np
 import optax
 
 from sparsejax.core.tree import select
-from sparsejax.kernels import group_sparse_dequant_matmul, group_sparse_dequant_matmul_reference
 from sparsejax.quant.group_quant import fake_quantize, minmax_params, quantize, round_ste
 from sparsejax.quant.packing import pack_codes, unpack_codes
 from sparsejax.structured.group import group_mask, index_dtype, kept_group_slots
@@ -98,14 +97,17 @@ def merge(params, weights):
 
 
 def bqpo(block_apply: Callable, block_params, qstate, masks, inputs, targets, *, bits: int | None, g: int,
-         steps: int, lr: float = 1e-3, batch_size: int = 32, key=None):
+         steps: int, lr: float = 1e-4, qparam_lr: float | None = None, batch_size: int = 32, key=None):
     """Stage 1 (BQPO) for one block: Adam on ``mean((block_apply(W_hat, inputs) - targets)**2)`` over
-    the kept weights and their quantization parameters (sparsity pattern fixed). ``inputs`` are the
-    compressed model's activations entering the block, ``targets`` the full-precision block outputs.
-    Returns ``(qstate, losses)``."""
+    the kept weights (learning rate ``lr``) and their scales / zero points (``qparam_lr``, default
+    ``lr``), the sparsity pattern fixed. ``inputs`` are the compressed model's activations entering
+    the block, ``targets`` the full-precision block outputs. Returns ``(qstate, losses)``."""
     if inputs.shape[0] != targets.shape[0]:
         raise ValueError(f"inputs ({inputs.shape[0]}) and targets ({targets.shape[0]}) differ in length")
-    tx = optax.adam(lr)
+    labels = jax.tree_util.tree_map_with_path(
+        lambda path, _: "w" if getattr(path[-1], "key", None) == "w" else "q", qstate)
+    tx = optax.multi_transform({"w": optax.adam(lr), "q": optax.adam(lr if qparam_lr is None else qparam_lr)},
+                               labels)
     key = jax.random.PRNGKey(0) if key is None else key
 
     def loss_fn(q, x, y):
@@ -229,5 +231,7 @@ def gqsa_nbytes(c: GQSAWeight) -> int:
 
 def gqsa_matmul(x: jax.Array, c: GQSAWeight, *, use_kernel: bool = True, **blocks) -> jax.Array:
     """``x @ W`` straight from the packed format (Pallas kernel, or its jnp reference)."""
+    from sparsejax.kernels import group_sparse_dequant_matmul, group_sparse_dequant_matmul_reference
+
     fn = group_sparse_dequant_matmul if use_kernel else group_sparse_dequant_matmul_reference
     return fn(x, c.packed, c.scales, c.zeros, c.group_idx, bits=c.bits, **blocks)

@@ -116,3 +116,16 @@ def test_group_format_round_trip_through_kernel_reference():
     mask = group_mask(w, 8, 0.5, axis=0)
     c = group_compress(w, 8, mask)
     np.testing.assert_array_equal(group_decompress(c), jnp.where(mask, w, 0))
+
+
+def test_bench_experiment_end_to_end(tmp_path):
+    from experiments.runner import run_experiment
+
+    res = run_experiment("bench_sparse_kernels", "smoke", out=tmp_path, quiet=True,
+                         overrides=["shapes=[[16, 64, 32]]", "interpret_shapes=[[8, 32, 16]]", "repeats=1"])
+    metrics = res.get("metrics", res)
+    assert metrics["backend"] == "cpu" and "need a GPU" in metrics["note"]
+    modes = [(r["mode"], r["kernel_s"] is None) for r in metrics["rows"]]
+    assert modes == [("no-kernel", True)] * 3 + [("interpret", False)] * 3
+    assert all(r["reference_over_dense"] > 0 for r in metrics["rows"])
+    assert list(tmp_path.rglob("*.png"))
