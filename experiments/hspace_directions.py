@@ -1,0 +1,302 @@
+"""P17 h-space directions: PCA / Jacobian / supervised directions of a DDPM trained on shapes, edit effects per factor.
+
+Trains a small DDPM (U-Net, epsilon loss, EMA weights) on 16x16 images of one disk or square
+whose factors (size, x, y, brightness, shape) are known and recoverable by analytic moment
+estimators (:mod:`generative.diffusion.shapes`); size and brightness are correlated in the data
+(``size_brightness_corr``) to plant a bias. Then, on DDIM h-trajectories of generated samples,
+it finds directions as in Haas et al. (2024):
+
+* supervised, from attribute estimates of generated samples (top minus bottom ``num_examples``)
+  and from labelled real images (h-codes via DDIM inversion, label = factor above its median,
+  or square for the shape);
+* the supervised directions with the other factors' directions projected out (Sec. 5.1);
+* global principal components of the h-trajectories (Sec. 4.1);
+* image-specific top right singular vectors of d eps / d h (Sec. 4.2), matrix-free.
+
+Each direction edits ``num_edit`` samples for ``alpha`` in ``[-alpha_max, alpha_max]``; the edit
+effect on factor f is the mean slope of the estimated factor over ``[0, alpha_max]`` in units of
+its standard deviation in the data, and *selectivity* = effect on the target / sum of effects on
+all factors (1 = perfectly disentangled). PCs and Jacobian vectors are also compared with the
+factors by |correlation| of PC scores and |cosine| with the supervised directions.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from generative.diffusion import (  # noqa: E402
+    FACTOR_NAMES,
+    DDIMTrajectory,
+    UNet,
+    ddim_invert,
+    ddim_sample,
+    ddpm_loss,
+    denoiser_jacobian_directions,
+    edit_along_direction,
+    estimate_factors,
+    extreme_scores_direction,
+    factor_ranges,
+    make_schedule,
+    make_shapes_dataset,
+    mean_difference_direction,
+    pca_directions,
+    project_out,
+    scale_to_h_std,
+    unet_eps_fn,
+)
+from sparsejax.data import batch_indices  # noqa: E402
+from sparsejax.train import LoopCheckpointer, TrainState  # noqa: E402
+
+PRESETS = {
+    "smoke": {
+        "image_size": 16, "num_train": 2048, "size_brightness_corr": 0.5,
+        "channels": [16, 32, 32], "time_dim": 32, "schedule": "cosine", "num_timesteps": 200,
+        "train_steps": 700, "batch_size": 64, "lr": 2e-3, "ema_decay": 0.99, "ckpt_every": 100,
+        "ddim_steps": 10, "clip_x0": 1.0, "num_samples": 256, "num_inverted": 128, "num_examples": 48,
+        "num_edit": 16, "alpha_max": 0.5, "unsup_alpha_max": 2.0, "num_alphas": 5, "num_pcs": 4,
+        "jacobian_images": 2, "jacobian_vectors": 2, "jacobian_iters": 12,
+    },
+    "full": {
+        "image_size": 16, "num_train": 8192, "size_brightness_corr": 0.5,
+        "channels": [32, 64, 64], "time_dim": 64, "schedule": "cosine", "num_timesteps": 500,
+        "train_steps": 6000, "batch_size": 128, "lr": 1e-3, "ema_decay": 0.999, "ckpt_every": 500,
+        "ddim_steps": 20, "clip_x0": 1.0, "num_samples": 1024, "num_inverted": 512, "num_examples": 150,
+        "num_edit": 48, "alpha_max": 0.5, "unsup_alpha_max": 2.0, "num_alphas": 7, "num_pcs": 6,
+        "jacobian_images": 4, "jacobian_vectors": 3, "jacobian_iters": 30,
+    },
+}
+
+
+def train_ddpm(config: dict, ctx, images: jax.Array, model: UNet, schedule, key: jax.Array):
+    """Train with the epsilon loss; batches and noise are functions of the step number, so a run
+    resumed from its orbax checkpoint ends with the same EMA parameters. Returns (ema_params, loss_avg)."""
+    n, steps, bs = images.shape[0], int(config["train_steps"]), int(config["batch_size"])
+    k_init, k_batch, k_noise = jax.random.split(key, 3)
+    params = model.init(k_init, images[:1], jnp.zeros((1,), jnp.int32))
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(config["lr"]))
+    decay = float(config["ema_decay"])
+
+    @jax.jit
+    def step(carry, i):
+        state, ema, loss_avg = carry
+        x0 = images[batch_indices(k_batch, i, n, bs)]
+        loss, grads = jax.value_and_grad(
+            lambda p: ddpm_loss(lambda x, t, d: model.apply(p, x, t, d), schedule, x0, jax.random.fold_in(k_noise, i))
+        )(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new_params)
+        loss_avg = jnp.where(i == 0, loss, 0.98 * loss_avg + 0.02 * loss)
+        return (TrainState(new_params, opt_state, state.step + 1), ema, loss_avg)
+
+    carry = (TrainState.create(params, tx), params, jnp.zeros((), jnp.float32))
+    ckpt = LoopCheckpointer(ctx.checkpoint_dir("ddpm"), every=int(config["ckpt_every"]))
+    start, carry = ckpt.restore(carry)
+    if start:
+        ctx.log(f"resumed DDPM training at step {start}")
+    for i in ctx.progress(range(start, steps), desc="ddpm", total=steps, initial=start):
+        carry = step(carry, jnp.asarray(i, jnp.int32))
+        ckpt.maybe_save(i + 1, carry)
+    ckpt.maybe_save(steps, carry, force=True)
+    ckpt.close()
+    return carry[1], float(carry[2])
+
+
+def _slopes(alphas: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """Least-squares slope of each estimated factor vs alpha, per image: est (A, B, F) -> (B, F)."""
+    a = alphas - alphas.mean()
+    return np.einsum("a,abf->bf", a, est - est.mean(axis=0)) / (a @ a)
+
+
+def _effects(est: np.ndarray, alphas: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """|mean slope| x alpha_max / data std per factor: the factor change of an edit by +alpha_max."""
+    return np.abs(_slopes(alphas, est).mean(axis=0)) * alphas.max() / scale
+
+
+def _cos(a, b) -> float:
+    a, b = np.ravel(np.asarray(a)), np.ravel(np.asarray(b))
+    return float(abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def run(config: dict, ctx) -> dict:
+    size, steps = int(config["image_size"]), int(config["ddim_steps"])
+    key = jax.random.PRNGKey(ctx.seed)
+    k_data, k_train, k_sample, k_jac = jax.random.split(key, 4)
+    data = make_shapes_dataset(k_data, int(config["num_train"]), size, size_brightness_corr=config["size_brightness_corr"])
+    schedule = make_schedule(config["schedule"], int(config["num_timesteps"]))
+    model = UNet(channels=tuple(config["channels"]), time_dim=int(config["time_dim"]))
+
+    ema, loss_avg = train_ddpm(config, ctx, data.images, model, schedule, k_train)
+    eps_fn = unet_eps_fn(model, ema)
+    clip = config["clip_x0"]
+    sample = jax.jit(lambda x_T: ddim_sample(eps_fn, schedule, x_T, steps, clip_x0=clip))
+    edit = jax.jit(lambda x_T, d, a: edit_along_direction(eps_fn, schedule, x_T, d, a, steps, clip_x0=clip))
+
+    # --- generated samples, their h-trajectories and estimated factors
+    x_T = jax.random.normal(k_sample, (int(config["num_samples"]), size, size, 1))
+    traj = sample(x_T)
+    hs = jnp.swapaxes(traj.hs, 0, 1)  # (N, S, *h_shape)
+    est_gen = np.asarray(estimate_factors(jnp.clip(traj.x0, -1, 1)))
+    est_data = np.asarray(estimate_factors(data.images))
+    scale = est_data.std(axis=0)
+    ranges = factor_ranges(size)
+    valid = (
+        (est_gen[:, 0] > 0.8 * ranges["size"][0]) & (est_gen[:, 0] < 1.2 * ranges["size"][1])
+        & (est_gen[:, 3] > 0.3) & (est_gen[:, 4] > 0.5) & (est_gen[:, 4] < 1.1)
+    )
+    ctx.log(f"DDPM loss {loss_avg:.4f}; valid generated shapes {valid.mean():.2f}")
+
+    # --- supervised directions: attribute estimates of generated samples (classifier route)
+    k = int(config["num_examples"])
+    sup = {f: extreme_scores_direction(hs, est_gen[:, i], k) for i, f in enumerate(FACTOR_NAMES)}
+    stack = jnp.stack([sup[f] for f in FACTOR_NAMES])
+    proj = {f: project_out(sup[f], stack[np.arange(len(FACTOR_NAMES)) != i]) for i, f in enumerate(FACTOR_NAMES)}
+
+    # --- supervised directions from labelled real images (h-codes through DDIM inversion)
+    real = data.images[: int(config["num_inverted"])]
+    real_traj = sample(jax.jit(lambda x: ddim_invert(eps_fn, schedule, x, steps))(real))
+    recon_mae = float(jnp.abs(real_traj.x0 - real).mean())
+    hs_real = jnp.swapaxes(real_traj.hs, 0, 1)
+    true = np.asarray(data.factors[: real.shape[0]])
+    cut = [0.5 if f == "shape" else float(np.median(true[:, i])) for i, f in enumerate(FACTOR_NAMES)]
+    labelled = {f: mean_difference_direction(hs_real, true[:, i] > cut[i]) for i, f in enumerate(FACTOR_NAMES)}
+
+    # --- unsupervised: PCA of h-trajectories
+    pca = pca_directions(hs, int(config["num_pcs"]))
+    pcs = {f"PC{j + 1}": pca.vectors[j] * pca.stds[j] for j in range(int(config["num_pcs"]))}
+    scores = (hs - pca.mean).reshape(hs.shape[0], -1) @ pca.vectors.reshape(pca.vectors.shape[0], -1).T
+    pc_corr = np.abs(np.corrcoef(np.asarray(scores).T, est_gen.T)[: scores.shape[1], scores.shape[1]:])
+    pc_cos = np.array([[_cos(pca.vectors[j], sup[f]) for f in FACTOR_NAMES] for j in range(scores.shape[1])])
+
+    # --- edit effects of every global direction
+    n_edit = int(config["num_edit"])
+    edit_x_T = x_T[:n_edit]
+    sup_alphas = np.linspace(-1.0, 1.0, int(config["num_alphas"])) * config["alpha_max"]
+    unsup_alphas = np.linspace(-1.0, 1.0, int(config["num_alphas"])) * config["unsup_alpha_max"]
+    rows, grid = [], {}
+    groups = [("supervised", sup, sup_alphas), ("projected", proj, sup_alphas), ("labelled", labelled, sup_alphas),
+              ("pca", pcs, unsup_alphas)]
+    for method, dirs, alphas in groups:
+        for name, d in ctx.progress(dirs.items(), desc=f"edit {method}", total=len(dirs)):
+            imgs = np.asarray(edit(edit_x_T, d, jnp.asarray(alphas, jnp.float32)))
+            eff = _effects(np.asarray(estimate_factors(imgs.reshape((-1,) + imgs.shape[2:]))).reshape(
+                imgs.shape[:2] + (len(FACTOR_NAMES),)), alphas, scale)
+            row = {"method": method, "direction": name, "alpha_max": float(alphas.max()),
+                   "effects": dict(zip(FACTOR_NAMES, eff.round(4).tolist())), "norm": float(jnp.linalg.norm(d))}
+            if name in FACTOR_NAMES:
+                t = FACTOR_NAMES.index(name)
+                row["selectivity"] = float(eff[t] / max(eff.sum(), 1e-12))
+                row["off_target"] = float(eff.sum() - eff[t])
+            rows.append(row)
+            grid[f"{method}:{name}"] = imgs[:, 0]
+
+    # --- image-specific Jacobian directions
+    jac_rows = []
+    jac_fn = jax.jit(lambda tr, kk: denoiser_jacobian_directions(
+        eps_fn, tr, 0, int(config["jacobian_vectors"]), kk, num_iters=int(config["jacobian_iters"])))
+    for img in ctx.progress(range(int(config["jacobian_images"])), desc="jacobian"):
+        one = DDIMTrajectory(traj.x0[img:img + 1], traj.xs[:, img:img + 1], traj.hs[:, img:img + 1], traj.timesteps)
+        vecs, svals = jac_fn(one, jax.random.fold_in(k_jac, img))
+        for j in range(vecs.shape[0]):
+            d = scale_to_h_std(vecs[j], hs, per_timestep=True)
+            imgs = np.asarray(edit(x_T[img:img + 1], d, jnp.asarray(unsup_alphas, jnp.float32)))
+            est = np.asarray(estimate_factors(imgs[:, 0])).reshape(len(unsup_alphas), 1, -1)
+            eff = _effects(est, unsup_alphas, scale)
+            cos = [float(np.mean([_cos(vecs[j, s], sup[f][s]) for s in range(steps)])) for f in FACTOR_NAMES]
+            jac_rows.append({"image": img, "vector": j + 1, "mean_singular_value": float(svals[j].mean()),
+                             "effects": dict(zip(FACTOR_NAMES, eff.round(4).tolist())),
+                             "abs_cos_supervised": dict(zip(FACTOR_NAMES, np.round(cos, 4).tolist())),
+                             "dominant_factor": FACTOR_NAMES[int(np.argmax(eff))]})
+            if img == 0:
+                grid[f"jacobian:img0-v{j + 1}"] = imgs[:, 0]
+
+    # --- summaries and claims
+    by = {(r["method"], r["direction"]): r for r in rows}
+    sel_before = np.array([by["supervised", f]["selectivity"] for f in FACTOR_NAMES])
+    sel_after = np.array([by["projected", f]["selectivity"] for f in FACTOR_NAMES])
+    sel_lab = np.array([by["labelled", f]["selectivity"] for f in FACTOR_NAMES])
+    retained = np.array([by["projected", f]["effects"][f] / max(by["supervised", f]["effects"][f], 1e-12) for f in FACTOR_NAMES])
+    pc_best = [FACTOR_NAMES[int(i)] for i in pc_corr.argmax(axis=1)]
+    top = min(3, pc_corr.shape[0])
+    metrics = {
+        "final_loss_ema": loss_avg,
+        "valid_sample_fraction": float(valid.mean()),
+        "factor_mean_data": dict(zip(FACTOR_NAMES, est_data.mean(0).round(3).tolist())),
+        "factor_mean_generated": dict(zip(FACTOR_NAMES, est_gen.mean(0).round(3).tolist())),
+        "factor_std_data": dict(zip(FACTOR_NAMES, scale.round(3).tolist())),
+        "factor_std_generated": dict(zip(FACTOR_NAMES, est_gen.std(0).round(3).tolist())),
+        "inversion_recon_mae": recon_mae,
+        "selectivity_supervised": dict(zip(FACTOR_NAMES, sel_before.round(3).tolist())),
+        "selectivity_projected": dict(zip(FACTOR_NAMES, sel_after.round(3).tolist())),
+        "selectivity_labelled": dict(zip(FACTOR_NAMES, sel_lab.round(3).tolist())),
+        "target_effect_retained_after_projection": dict(zip(FACTOR_NAMES, retained.round(3).tolist())),
+        "mean_selectivity_supervised": float(sel_before.mean()),
+        "mean_selectivity_projected": float(sel_after.mean()),
+        "mean_selectivity_labelled": float(sel_lab.mean()),
+        "pca_explained_variance_ratio": np.asarray(pca.explained_variance_ratio).round(4).tolist(),
+        "pca_abs_corr_with_factors": pc_corr.round(3).tolist(),
+        "pca_abs_cos_with_supervised": pc_cos.round(3).tolist(),
+        "pca_best_factor": pc_best,
+        "pca_top_best_abs_corr": pc_corr.max(axis=1)[:top].round(3).tolist(),
+        "jacobian": jac_rows,
+        "jacobian_mean_max_abs_cos": float(np.mean([max(r["abs_cos_supervised"].values()) for r in jac_rows])),
+        "claims": {
+            "supervised_edits_mostly_target (mean selectivity > 0.5)": bool(sel_before.mean() > 0.5),
+            "projection_reduces_entanglement (mean selectivity up)": bool(sel_after.mean() > sel_before.mean()),
+            "top_pcs_align_with_factors (top-3 max |corr| > 0.5)": bool(pc_corr.max(axis=1)[:top].min() > 0.5),
+        },
+        "rows": rows,
+    }
+    _plot(ctx, data.images, traj.x0, grid, sup_alphas, unsup_alphas, pc_corr, sel_before, sel_after, sel_lab)
+    return metrics
+
+
+def _plot(ctx, data_imgs, gen_imgs, grid, sup_alphas, unsup_alphas, pc_corr, sel_before, sel_after, sel_lab):
+    n = 8
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.1, 2.4))
+    for j in range(n):
+        for r, imgs in enumerate((data_imgs, gen_imgs)):
+            axes[r, j].imshow(np.asarray(imgs[j, ..., 0]), cmap="gray", vmin=-1, vmax=1)
+            axes[r, j].axis("off")
+    axes[0, 0].set_title("data", fontsize=8, loc="left")
+    axes[1, 0].set_title("DDIM samples", fontsize=8, loc="left")
+    ctx.save_figure(fig, "samples.png")
+
+    names = list(grid)
+    cols = len(sup_alphas)
+    fig, axes = plt.subplots(len(names), cols, figsize=(cols * 1.0 + 1.6, len(names) * 1.0), squeeze=False)
+    for r, name in enumerate(names):
+        alphas = unsup_alphas if name.startswith(("pca", "jacobian")) else sup_alphas
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(np.clip(grid[name][c, ..., 0], -1, 1), cmap="gray", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+            if r == 0 or name.startswith(("pca", "jacobian")) != names[r - 1].startswith(("pca", "jacobian")):
+                ax.set_title(f"a={alphas[c]:+.2g}", fontsize=7)
+    fig.suptitle("h-space edits (rows: directions, columns: alpha)", fontsize=9)
+    ctx.save_figure(fig, "edit_grid.png")
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    im = ax1.imshow(pc_corr, vmin=0, vmax=1, cmap="viridis")
+    ax1.set_xticks(range(len(FACTOR_NAMES)), FACTOR_NAMES)
+    ax1.set_yticks(range(pc_corr.shape[0]), [f"PC{j + 1}" for j in range(pc_corr.shape[0])])
+    ax1.set_title("|corr(PC score, factor)|")
+    fig.colorbar(im, ax=ax1)
+    x = np.arange(len(FACTOR_NAMES))
+    ax2.bar(x - 0.27, sel_before, 0.27, label="supervised (generated + estimator)")
+    ax2.bar(x, sel_after, 0.27, label="after projection")
+    ax2.bar(x + 0.27, sel_lab, 0.27, label="supervised (labelled, inverted)")
+    ax2.set_xticks(x, FACTOR_NAMES)
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("selectivity")
+    ax2.legend(fontsize=7)
+    ctx.save_figure(fig, "alignment_selectivity.png")
