@@ -6,6 +6,7 @@
     out = SinkhornNewtonSparse(threshold=1e-6, sparsity=0.01)(prob)
     out.matrix, out.n_sinkhorn_iters, out.n_newton_iters, out.errors
 """
+from generative.ot.benchmark import compare_with_sinkhorn
 from generative.ot.sns import (
     SinkhornNewtonSparse,
     SNSOutput,
@@ -23,6 +24,7 @@ __all__ = [
     "SinkhornNewtonSparse",
     "SparsePlan",
     "check_balanced",
+    "compare_with_sinkhorn",
     "lyapunov",
     "marginal_error",
     "num_kept",
