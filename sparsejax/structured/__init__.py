@@ -13,11 +13,24 @@ from sparsejax.structured.gradient_flow import (
     structure_decay_levels,
 )
 from sparsejax.structured.nm import is_nm_sparse, nm_keep, nm_mask
+from sparsejax.structured.sparse_ift import (
+    FAMILIES,
+    IsoFLOPLayer,
+    IsoFLOPPlan,
+    KernelPlan,
+    SparseIFTCNN,
+    SparseIFTMLP,
+    count_flops,
+    isoflop_plan,
+    sparse_ift_mask,
+    wide_factor,
+)
 
 __all__ = [
     "nm_mask", "nm_keep", "is_nm_sparse", "sr_ste", "SRSTEState", "ste_sparse", "linear_mask_decay",
     "exponential_mask_decay", "stepwise_structure_decay", "structure_decay_levels", "nm_recipe", "NMRecipe",
-    "METHODS",
+    "METHODS", "FAMILIES", "IsoFLOPLayer", "IsoFLOPPlan", "KernelPlan", "SparseIFTMLP", "SparseIFTCNN",
+    "count_flops", "isoflop_plan", "sparse_ift_mask", "wide_factor",
 ]
 # group sparsity (P28) and the N:M compressed format: exported below by their owner.
 from sparsejax.structured.group import (  # noqa: E402

@@ -1,0 +1,122 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import sparsejax
+from sparsejax.train import cross_entropy_loss
+from sparsejax.pruning import rigl
+from sparsejax.structured import (
+    FAMILIES,
+    IsoFLOPLayer,
+    SparseIFTCNN,
+    SparseIFTMLP,
+    count_flops,
+    isoflop_plan,
+    sparse_ift_mask,
+    wide_factor,
+)
+
+X = jax.random.uniform(jax.random.key(0), (4, 8, 8, 1))
+
+
+def _macs(plan):
+    return sum(int(np.prod(k.shape)) if k.nnz is None else k.nnz for k in plan.kernels.values())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("sparsity", [0.5, 0.75, 0.9])
+@pytest.mark.parametrize("shape", [((), 48, 40), ((3, 3), 16, 32), ((3, 3), 1, 16)])
+def test_plan_is_iso_flop_and_matches_paper_formulas(family, sparsity, shape):
+    ks, d_in, d_out = shape
+    kpos = int(np.prod(ks)) if ks else 1
+    dense = kpos * d_in * d_out
+    actual_in = round(d_in * wide_factor(sparsity)) if family == "wide" else None
+    plan = isoflop_plan(family, d_in, d_out, sparsity, ks, actual_in=actual_in, widen_out=True)
+    rank_macs = plan.rank * (kpos * d_in + d_out) if family == "doped" else 0
+    assert _macs(plan) == dense or (family == "doped" and _macs(plan) == dense)
+    for k in plan.kernels.values():
+        assert k.nnz is None or 0 < k.nnz <= np.prod(k.shape)
+    if family == "parallel":
+        assert plan.branches == round(1 / (1 - sparsity))
+    if family == "factorized":  # d_sl = K D_in D_out / ((1 - s)(K D_in + D_out)), P14 Table 1
+        assert plan.rank == math.ceil(dense / ((1 - sparsity) * (kpos * d_in + d_out)))
+    if family == "doped":  # d_sd = s K D_in D_out / (K D_in + D_out)
+        assert plan.rank == math.floor(sparsity * dense / (kpos * d_in + d_out))
+        assert plan.kernels["s"].nnz == dense - rank_macs
+    if family == "wide":
+        assert plan.out_features == round(d_out / math.sqrt(1 - sparsity))
+
+
+@pytest.mark.parametrize("cls,family", [(SparseIFTMLP, f) for f in FAMILIES[1:]] + [(SparseIFTCNN, "wide")] +
+                         [pytest.param(SparseIFTCNN, f, marks=pytest.mark.slow) for f in FAMILIES[2:]])
+def test_models_have_exactly_the_dense_flops(cls, family):
+    kw = dict(hidden=(8, 8)) if cls is SparseIFTMLP else dict(channels=(2, 4), hidden=8)
+    dense = cls(10, family="dense", **kw)
+    vd = jax.jit(dense.init)(jax.random.key(0), X[:1])
+    model = cls(10, family=family, sparsity=0.75, **kw)
+    v = jax.jit(model.init)(jax.random.key(0), X[:1])
+    assert count_flops(model, v, None, X) == count_flops(dense, vd, None, X)
+    assert sum(x.size for x in jax.tree_util.tree_leaves(v["params"])) > \
+        sum(x.size for x in jax.tree_util.tree_leaves(vd["params"]))
+
+
+def test_exact_count_mask_matches_the_plan():
+    model = SparseIFTMLP(10, hidden=(8, 8), family="doped", sparsity=0.75)
+    v = jax.jit(model.init)(jax.random.key(0), X[:1])
+    mask = sparse_ift_mask(jax.random.key(1), v)
+    assert mask["layer_0"]["u"] is None and mask["layer_0"]["bias"] is None
+    for n, m in zip(jax.tree_util.tree_leaves(v["nnz"]), jax.tree_util.tree_leaves(mask)):
+        assert int(np.asarray(m).sum()) == int(n)
+    assert count_flops(model, v, mask, X) == count_flops(model, v, None, X)
+
+
+def test_layer_forward_equals_its_definition():
+    x = jax.random.normal(jax.random.key(2), (3, 12))
+    for family, fn in [
+        ("parallel", lambda p: sum(x @ p[f"branch_{i}"] for i in range(4)) + p["bias"]),
+        ("factorized", lambda p: x @ p["u"] @ p["v"] + p["bias"]),
+        ("doped", lambda p: x @ p["s"] + x @ p["u"] @ p["v"] + p["bias"]),
+    ]:
+        layer = IsoFLOPLayer(8, 12, family, 0.75)
+        p = layer.init(jax.random.key(3), x)["params"]
+        np.testing.assert_allclose(layer.apply({"params": p}, x), fn(p), rtol=1e-5, atol=1e-5)
+
+
+def test_rigl_training_keeps_the_flops():
+    model = SparseIFTMLP(10, hidden=(8, 8), family="factorized", sparsity=0.9)
+    v = model.init(jax.random.key(0), X)
+    mask = sparse_ift_mask(jax.random.key(1), v)
+    params = sparsejax.apply_mask(v["params"], mask)
+    flops0 = count_flops(model, v, mask, X)
+    tx = rigl(optax.adam(1e-2), mask, update_every=1, end_step=10, drop_fraction=0.5)
+    state = tx.init(params)
+    y = jnp.arange(4) % 10
+
+    @jax.jit
+    def step(params, state):
+        g = jax.grad(lambda p: cross_entropy_loss(model.apply({"params": p}, X), y))(params)
+        u, state = tx.update(g, state, params)
+        return optax.apply_updates(params, u), state
+
+    for _ in range(2):
+        params, state = step(params, state)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state.mask),
+                                                          jax.tree_util.tree_leaves(mask)))
+    assert count_flops(model, v, state.mask, X) == flops0
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="family"):
+        isoflop_plan("tall", 4, 4, 0.5)
+    with pytest.raises(ValueError, match="sparsity"):
+        isoflop_plan("wide", 4, 4, 1.0)
+    with pytest.raises(ValueError, match="in_features"):
+        isoflop_plan("parallel", 4, 4, 0.5, actual_in=5)
+    with pytest.raises(ValueError, match="kernel_size"):
+        IsoFLOPLayer(4, 1, "dense", 0.0, (3, 3)).init(jax.random.key(0), jnp.ones((1, 4)))
+    with pytest.raises(ValueError, match="variables"):
+        sparse_ift_mask(jax.random.key(0), {"nnz": {}})
