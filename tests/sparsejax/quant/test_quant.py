@@ -133,3 +133,19 @@ def test_errors():
         group_salience(jnp.ones((16, 2)), jnp.ones(8), 4)
     with pytest.raises(ValueError, match="not divisible by"):
         pack_codes(jnp.ones((3, 2), jnp.uint8), 4, axis=0)
+
+
+def test_gqsa_experiment_end_to_end(tmp_path):
+    from experiments.runner import run_experiment
+
+    res = run_experiment("gqsa", "smoke", out=tmp_path, quiet=True, overrides=[
+        "d_model=32", "n_layers=1", "n_heads=2", "seq_len=16", "n_sentences=300", "train_steps=10",
+        "batch_size=8", "calib_windows=16", "bqpo_steps=2", "e2e_steps=2", "methods=['gqsa']"])
+    metrics = res.get("metrics", res)
+    by = {r["method"]: r for r in metrics["rows"]}
+    assert set(by) == {"fp32", "gqsa"}
+    # exact footprint: d=32 -> kernels (32x96, 32x32, 32x128, 128x32), g=16: 0.5 * (4 + 16/16 + 8/16 + 8/16)
+    assert by["gqsa"]["bits_per_weight"] == pytest.approx(3.0)
+    assert np.isfinite(by["gqsa"]["ppl_final"]) and by["gqsa"]["ppl_e2e"] is not None
+    assert metrics["claim_w4s50_beats_2of4_and_w2"] is None  # needs all three methods
+    assert list(tmp_path.rglob("*.png"))
