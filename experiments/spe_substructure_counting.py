@@ -56,7 +56,8 @@ def _plot(rows, test_std, ctx):
 def run(config: dict, ctx) -> dict:
     rng = np.random.default_rng(ctx.seed)
     n_range = (config["n_min"], config["n_max"])
-    graphs = sample_graphs(config["n_train"] + config["n_test"], n_range, rng, avg_degree=config["avg_degree"])
+    num = config["n_train"] + config["n_test"]
+    graphs = sample_graphs(num, n_range, rng, avg_degree=config["avg_degree"])
     data = cycle_count_dataset(graphs, config["n_max"], config["k_eig"], LENGTHS)
     train = jax.tree_util.tree_map(lambda a: a[: config["n_train"]], data)
     test = jax.tree_util.tree_map(lambda a: a[config["n_train"]:], data)

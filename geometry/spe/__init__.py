@@ -15,7 +15,14 @@ from geometry.spe.encoders import (
     soft_partitions,
 )
 from geometry.spe.gnn import GINRegressor, batched_apply, init_params
-from geometry.spe.graphs import FAMILIES, count_cycles, pad_adjacency, perturb_edges, random_graph, sample_graphs
+from geometry.spe.graphs import (
+    FAMILIES,
+    count_cycles,
+    pad_adjacency,
+    perturb_edges,
+    random_graph,
+    sample_graphs,
+)
 from geometry.spe.layers import GIN, MLP, GINLayer
 from geometry.spe.spectral import (
     GraphSpectrum,

@@ -59,7 +59,8 @@ class SPE(nn.Module):
     rho cites); it is constant, so equivariance, basis invariance and stability are unchanged. Set
     it to False for the plain GIN rho of the official code. ``rho_layer_norm`` (official code: on)
     is off by default: layer norm is not Lipschitz near zero-variance inputs, which breaks the
-    stability assumption (Assumption 3.1) and, numerically, exact basis invariance.
+    stability assumption (Assumption 3.1) and, numerically, exact basis invariance. ``rho_pool``
+    reduces over columns: ``"sum"`` (official code) or ``"mean"`` (PE scale independent of N).
     """
 
     pe_dim: int = 16
@@ -70,17 +71,24 @@ class SPE(nn.Module):
     rho_layers: int = 3
     rho_layer_norm: bool = False
     rho_diag_channel: bool = True
+    rho_pool: str = "sum"
 
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
-        phi = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, name="phi")(g.eigvals)
+        phi_fn = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, name="phi")
+        phi = phi_fn(g.eigvals)
         w = soft_partitions(g.eigvecs, phi * g.eig_mask[:, None])                 # (N, N, m)
         if self.rho_diag_channel:
             w = jnp.concatenate([w, jnp.eye(w.shape[0], dtype=w.dtype)[..., None]], axis=-1)
         rho = GIN(self.pe_dim, self.rho_hidden, self.rho_layers, self.rho_layer_norm, name="rho")
         h = rho(w, g.adj)                                                         # (N, N, pe_dim)
         mask = g.node_mask.astype(h.dtype)
-        return (h * mask[None, :, None]).sum(axis=1) * mask[:, None]
+        pooled = (h * mask[None, :, None]).sum(axis=1)
+        if self.rho_pool == "mean":
+            pooled = pooled / jnp.maximum(mask.sum(), 1.0)
+        elif self.rho_pool != "sum":
+            raise ValueError(f"rho_pool must be 'sum' or 'mean', got {self.rho_pool!r}")
+        return pooled * mask[:, None]
 
 
 class SignNet(nn.Module):

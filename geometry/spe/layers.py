@@ -63,7 +63,8 @@ class GIN(nn.Module):
     def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:
         for i in range(self.num_layers):
             last = i == self.num_layers - 1
-            h = GINLayer(self.features if last else self.hidden, self.hidden, layer_norm=self.layer_norm)(h, adj)
+            features = self.features if last else self.hidden
+            h = GINLayer(features, self.hidden, layer_norm=self.layer_norm)(h, adj)
             if not last:
                 h = nn.relu(h)
         return h

@@ -179,3 +179,12 @@ def test_make_pe():
     assert isinstance(make_pe("spe"), SPE) and isinstance(make_pe("signnet"), SignNet)
     with pytest.raises(ValueError, match="unknown positional encoding"):
         make_pe("rwse")
+
+
+def test_spe_mean_pool_is_sum_pool_over_node_count():
+    spec = _spectrum(nx.cycle_graph(6))
+    params, fn = ENCODERS["spe"]
+    mean = SPE(rho_pool="mean").apply({"params": params}, spec)
+    np.testing.assert_allclose(mean, fn(params, spec) / 6.0, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="rho_pool"):
+        SPE(rho_pool="max").apply({"params": params}, spec)

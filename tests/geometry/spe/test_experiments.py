@@ -35,7 +35,8 @@ def test_spe_ood_stability_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_counting_resume_reproduces_uninterrupted_run(tmp_path):
     overrides = TINY + ['methods=["lap"]', "k_eig=7", "steps=4", "ckpt_every=2"]
-    full = run_experiment("spe_substructure_counting", "smoke", out=tmp_path / "a", quiet=True, overrides=overrides)
+    full = run_experiment("spe_substructure_counting", "smoke", out=tmp_path / "a", quiet=True,
+                          overrides=overrides)
     run_experiment("spe_substructure_counting", "smoke", out=tmp_path / "b", quiet=True, overrides=overrides)
     shutil.rmtree(tmp_path / "b" / "checkpoints" / "lap" / "4")  # "killed" after step 2
     resumed = run_experiment("spe_substructure_counting", "smoke", out=tmp_path / "b", quiet=True,
