@@ -114,11 +114,12 @@ def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = 0, *, begin_step:
            predicate: Predicate | None = None) -> optax.GradientTransformation:
     """SR-STE sparse-refined term (Zhou et al. 2021, eq. 5): ``g <- g + lambda_W * (1 - E) * W``
     with ``E = nm_mask(W, n, m, axis)`` recomputed from the current params, from update
-    ``begin_step`` on. Chain it before the optimizer: ``optax.chain(sr_ste(2, 4), optax.sgd(0.1))``.
+    ``begin_step`` on (``n`` and ``lambda_w`` may be traced, e.g. under ``vmap`` over recipes).
+    Chain it before the optimizer: ``optax.chain(sr_ste(2, 4), optax.sgd(0.1))``.
     Needs ``params`` in ``update``."""
     _check_nm_args(n, m)
     _check_steps(begin_step=begin_step)
-    if lambda_w < 0:
+    if not isinstance(lambda_w, jax.core.Tracer) and lambda_w < 0:
         raise ValueError(f"lambda_w must be >= 0, got {lambda_w}")
 
     def update(updates, state, params=None):
