@@ -73,16 +73,21 @@ def _in_block(path: str, leaf) -> bool:
 def dense_input_energy(model, params, tokens):
     """``diag(X^T X)`` of the input of every Dense layer (calibration statistics), as a tree like
     ``params`` with ``None`` at the leaves that are not compressed."""
-    energy = {}
+    @jax.jit
+    def collect(params, tokens):
+        energy = {}
 
-    def record(next_fun, args, kwargs, context):
-        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
-            x = args[0]
-            energy[context.module.path] = jnp.sum(jnp.square(x.reshape(-1, x.shape[-1])), axis=0)
-        return next_fun(*args, **kwargs)
+        def record(next_fun, args, kwargs, context):
+            if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+                x = args[0]
+                energy["/".join(context.module.path)] = jnp.sum(jnp.square(x.reshape(-1, x.shape[-1])), axis=0)
+            return next_fun(*args, **kwargs)
 
-    with nn.intercept_methods(record):
-        model.apply(params, tokens)
+        with nn.intercept_methods(record):
+            model.apply(params, tokens)
+        return energy
+
+    energy = {tuple(k.split("/")): v for k, v in collect(params, tokens).items()}
     return jax.tree_util.tree_map_with_path(
         lambda p, leaf: energy[tuple(k.key for k in p[1:-1])] if _in_block(path_str(p), leaf) else None, params)
 
@@ -159,12 +164,14 @@ def run(config: dict, ctx) -> dict:
     def lm_loss(p, batch):
         return cross_entropy_loss(model.apply(p, batch[:, :-1]), batch[:, 1:])
 
+    weights_of = jax.jit(gqsa_weights, static_argnums=(2, 3))
+    frozen_of = jax.jit(frozen_weights, static_argnums=(2, 3))
     for method in ctx.progress(config["methods"], desc="methods"):
         bits = METHODS[method]["bits"]
         masks = _masks(method, params, feat, g)
         q = gqsa_init(params, masks, bits, g)
         row = {"method": method, "bits": bits, "sparsity": METHODS[method]["sparsity"]}
-        row["ppl_stage0"] = ppl(merge(params, gqsa_weights(q, masks, bits, g)))
+        row["ppl_stage0"] = ppl(merge(params, weights_of(q, masks, bits, g)))
         # stage 1: BQPO, block by block, inputs from the already-compressed blocks
         x_fp = x_c = embed(params, calib)
         bqpo_losses = []
@@ -177,10 +184,10 @@ def run(config: dict, ctx) -> dict:
                               key=jax.random.fold_in(k_calib, i))
             q = {**q, "params": {**q["params"], name: qi}}
             bqpo_losses.append([losses[0], losses[-1]])
-            x_c = block_apply(merge(bp, gqsa_weights(qi, masks["params"][name], bits, g)), x_c)
+            x_c = block_apply(merge(bp, weights_of(qi, masks["params"][name], bits, g)), x_c)
             x_fp = y_fp
         row["bqpo_block_mse_first_last"] = bqpo_losses
-        row["ppl_bqpo"] = ppl(merge(params, gqsa_weights(q, masks, bits, g)))
+        row["ppl_bqpo"] = ppl(merge(params, weights_of(q, masks, bits, g)))
         # stage 2: E2E-OQP (quantization parameters only, integer codes frozen)
         if bits is not None:
             codes, qp = split_frozen(freeze_codes(q, masks, bits, g))
@@ -191,12 +198,12 @@ def run(config: dict, ctx) -> dict:
                 batch = train[batch_indices(k_e2e, t, len(train), config["batch_size"])]
                 qp, opt, _ = step(qp, opt, codes, params, batch)
             frozen = join_frozen(codes, qp)
-            row["ppl_e2e"] = ppl(merge(params, frozen_weights(frozen, masks, bits, g)))
+            row["ppl_e2e"] = ppl(merge(params, frozen_of(frozen, masks, bits, g)))
         else:
             frozen = jax.tree_util.tree_map(lambda m: None, masks, is_leaf=lambda x: x is None)
             row["ppl_e2e"] = None
         # packed storage: exact bytes, and the perplexity of the weights decoded from it
-        eff = gqsa_weights(q, masks, bits, g) if bits is None else None
+        eff = weights_of(q, masks, bits, g) if bits is None else None
         total_bytes, decoded = 0, {}
         flat_masks = jax.tree_util.tree_leaves_with_path(masks, is_leaf=lambda x: x is None)
         for path, m in flat_masks:
