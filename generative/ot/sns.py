@@ -108,9 +108,9 @@ def marginal_error(geom: geometry.Geometry, a, b, f, g) -> jax.Array:
 class SNSOutput:
     """Result of :class:`SinkhornNewtonSparse` (fields in ott-jax's naming).
 
-    ``errors[i]`` is the marginal error after total iteration ``i + 1`` (Sinkhorn stage: ott-jax's
-    error, recorded every ``inner_iterations``; Newton stage: both marginals); ``-1`` = not run.
-    ``stage_switch`` is the index in ``errors`` where the Newton stage begins.
+    ``errors[i]`` is the marginal error after total iteration ``error_iterations[i]`` (Sinkhorn
+    stage: ott-jax's error, recorded every ``inner_iterations``; Newton stage: both marginals, every
+    step); entries equal to ``-1`` were not run.
     """
 
     f: jax.Array
@@ -270,16 +270,14 @@ class SinkhornNewtonSparse:
 def _solve_impl(solver: SinkhornNewtonSparse, prob: linear_problem.LinearProblem, init):
     geom, a, b = prob.geom, prob.a, prob.b
     out = solver.sinkhorn_stage(prob, init)
-    n_records = out.errors.shape[0]
+    records = out.errors.reshape(-1)
     n_sink = out.n_iters.astype(jnp.int32)
-    hist = jnp.full((n_records + solver.max_newton_iterations,), -1.0, dtype=out.f.dtype)
-    hist = hist.at[:n_records].set(out.errors.reshape(-1))
-    its = jnp.full(hist.shape, -1, jnp.int32)
-    its = its.at[:n_records].set((jnp.arange(n_records, dtype=jnp.int32) + 1) * solver.inner_iterations)
-    its = jnp.where(hist[:n_records] >= 0, its[:n_records], -1)
-    its = jnp.concatenate([its, jnp.full((solver.max_newton_iterations,), -1, jnp.int32)])
+    newton_pad = jnp.full((solver.max_newton_iterations,), -1, jnp.int32)
+    hist = jnp.concatenate([records, newton_pad.astype(records.dtype)])
+    sink_its = (jnp.arange(records.shape[0], dtype=jnp.int32) + 1) * solver.inner_iterations
+    its = jnp.concatenate([jnp.where(records >= 0, sink_its, -1), newton_pad])
     k = num_kept(geom.shape, solver.sparsity)
-    n_done_records = jnp.sum(out.errors.reshape(-1) >= 0).astype(jnp.int32)
+    n_done_records = jnp.sum(records >= 0).astype(jnp.int32)
     err0 = marginal_error(geom, a, b, out.f, out.g)
 
     def cond(state):
