@@ -10,7 +10,7 @@ SCHED = make_schedule("linear", 100)
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = UNet(channels=(8, 8), time_dim=8)
+    model = UNet(channels=(4,), time_dim=4)
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)), jnp.zeros(1, jnp.int32))
     return unet_eps_fn(model, params)
 
@@ -69,10 +69,12 @@ def test_zero_shift_leaves_samples_unchanged_and_shift_changes_them(tiny):
     zero = ddim_sample(tiny, SCHED, x_T, 4, eta=0.3, key=jax.random.PRNGKey(0), delta_hs=jnp.zeros((4,) + h_shape))
     np.testing.assert_array_equal(base.x0, zero.x0)
     np.testing.assert_array_equal(base.hs, zero.hs)
-    shifted = ddim_sample(tiny, SCHED, x_T, 4, delta_hs=jnp.ones((4,) + h_shape))
-    assert float(jnp.abs(shifted.x0 - ddim_sample(tiny, SCHED, x_T, 4).x0).max()) > 1e-3
-    asym = ddim_sample(tiny, SCHED, x_T, 4, delta_hs=jnp.ones((4,) + h_shape), asymmetric=True)
-    assert float(jnp.abs(asym.x0 - shifted.x0).max()) > 1e-4
+    shift = 3.0 * jax.random.normal(jax.random.PRNGKey(9), (4,) + h_shape)
+    shifted = ddim_sample(tiny, SCHED, x_T, 4, delta_hs=shift)
+    plain = ddim_sample(tiny, SCHED, x_T, 4)
+    assert float(jnp.abs(shifted.x0 - plain.x0).max()) > 1e-3 * float(jnp.abs(plain.x0).max())
+    asym = ddim_sample(tiny, SCHED, x_T, 4, delta_hs=shift, asymmetric=True)
+    assert float(jnp.abs(asym.x0 - shifted.x0).max()) > 1e-4 * float(jnp.abs(plain.x0).max())
 
 
 def test_ddim_errors(tiny):

@@ -55,7 +55,7 @@ def test_q_sample_closed_form_and_errors():
 
 def test_training_decreases_loss():
     sched = make_schedule("cosine", 50)
-    model = UNet(channels=(8, 8), time_dim=8)
+    model = UNet(channels=(8,), time_dim=8)
     xs = jnp.where(jnp.arange(64).reshape(1, 8, 8, 1) % 3 == 0, 1.0, -1.0) * jnp.ones((16, 1, 1, 1))
     params = model.init(jax.random.PRNGKey(0), xs[:1], jnp.zeros(1, jnp.int32))
     tx = optax.adam(3e-3)
