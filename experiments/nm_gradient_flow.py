@@ -26,7 +26,7 @@ PRESETS = {
     "smoke": {
         "tasks": ["vit", "lm"], "patterns": ["2:4", "1:4", "1:8", "1:16"],
         "methods": ["srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise"],
-        "steps": 300, "batch_size": 64, "learning_rate": 3e-3, "dense_frac": 0.1, "finetune_frac": 0.15,
+        "steps": 250, "batch_size": 64, "learning_rate": 3e-3, "dense_frac": 0.1, "finetune_frac": 0.15,
         "lambda_w": 2e-4, "d_model": 32, "n_layers": 2, "n_heads": 4, "lm_sentences": 1500, "seq_len": 32,
         "seeds": [0], "checkpoint_every": 0,
     },

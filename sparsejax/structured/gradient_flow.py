@@ -5,13 +5,13 @@ Transformers").
 All recipes keep *dense* latent weights ``W`` and, at every step ``t``, run the model on
 effective weights
 
-    W~_t = W * (E_t + beta_t * (1 - E_t)),     E_t = nm_mask(W, N_t, M)          (P7 Sec. 4)
+    W~_t = W * (E_t + beta_t * (1 - E_t)),     E_t = nm_mask(W, N_t, M)          (P7 Fig. 2b,c)
 
 with a straight-through backward pass ``dL/dW := dL/dW~`` (the custom backward of the paper's
 code). The recipes differ in ``(beta_t, N_t)`` and in the gradient transform:
 
 * ``srste``: ``beta = 0``, ``N_t = N``; the gradient gets the sparse-refined term
-  ``lambda_W * (1 - E_t) * W`` (Zhou et al. eq. 5), see :func:`sr_ste`.
+  ``lambda_W * (1 - E_t) * W`` (Zhou et al. 2021, Fig. 2b), see :func:`sr_ste`.
 * ``mask_decay_linear`` / ``mask_decay_exponential`` (MDGF): ``N_t = N`` and the pruned
   elements' mask value decays ``beta_t = max(0, 1 - rate * (t - t_d))`` or
   ``beta_t = exp(-rate * (t - t_d))`` (:func:`linear_mask_decay`, :func:`exponential_mask_decay`).
@@ -112,7 +112,7 @@ class SRSTEState(NamedTuple):
 
 def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = 0, *, begin_step: int = 0,
            predicate: Predicate | None = None) -> optax.GradientTransformation:
-    """SR-STE sparse-refined term (Zhou et al. 2021, eq. 5): ``g <- g + lambda_W * (1 - E) * W``
+    """SR-STE sparse-refined term (Zhou et al. 2021, Fig. 2b update rule): ``g <- g + lambda_W * (1 - E) * W``
     with ``E = nm_mask(W, n, m, axis)`` recomputed from the current params, from update
     ``begin_step`` on (``n`` and ``lambda_w`` may be traced, e.g. under ``vmap`` over recipes).
     Chain it before the optimizer: ``optax.chain(sr_ste(2, 4), optax.sgd(0.1))``.

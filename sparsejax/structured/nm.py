@@ -1,6 +1,6 @@
 """N:M fine-grained structured sparsity masks: in every group of ``m`` consecutive entries along an
 axis keep the ``n`` of largest magnitude (Zhou et al. 2021, "Learning N:M fine-grained structured
-sparse neural networks from scratch", Sec. 3, and P7 Sec. 2).
+sparse neural networks from scratch", and P7).
 
 For a flax ``Dense`` kernel of shape ``(in, out)`` the matmul reduces over axis 0, so hardware N:M
 (e.g. 2:4 sparse tensor cores) corresponds to ``axis=0``; ``axis=-1`` is the default of

@@ -4,7 +4,7 @@ Transformations for Maximizing Training Efficiency").
 A dense layer ``W`` (``K`` = kernel positions, ``D_in x D_out``; ``K = 1`` for a matmul) costs
 ``K * D_in * D_out`` multiply-accumulates (MACs) per output position. Each transformation,
 parameterised by one sparsity level ``s``, replaces it by a larger *sparse* layer of the same cost
-(P14 Sec. 3, Fig. 2):
+(P14 Sec. 3):
 
 * **Sparse Wide**: widen the layer by ``k_sw = 1 / sqrt(1 - s)`` (inputs and/or outputs).
 * **Sparse Parallel**: ``B = 1 / (1 - s)`` sparse copies of ``W`` in parallel, outputs summed.
@@ -58,7 +58,7 @@ class IsoFLOPPlan(NamedTuple):
 
 
 def wide_factor(sparsity: float) -> float:
-    """Sparse Wide width multiplier ``k_sw = 1 / sqrt(1 - s)`` (P14 Sec. 3.1)."""
+    """Sparse Wide width multiplier ``k_sw = 1 / sqrt(1 - s)`` (P14 Sec. 3)."""
     check_sparsity(sparsity)
     return 1.0 / math.sqrt(1.0 - sparsity)
 

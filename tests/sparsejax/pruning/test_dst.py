@@ -51,7 +51,7 @@ def test_exact_sparsity_is_kept_and_mask_moves(method):
     assert step._cache_size() == 1
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**16), zeta=st.floats(0.05, 1.0))
 def test_drop_and_grow_brute_force(seed, zeta):
     rng = np.random.default_rng(seed)

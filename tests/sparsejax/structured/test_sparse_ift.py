@@ -42,7 +42,7 @@ def test_plan_is_iso_flop_and_matches_paper_formulas(family, sparsity, shape):
         assert k.nnz is None or 0 < k.nnz <= np.prod(k.shape)
     if family == "parallel":
         assert plan.branches == round(1 / (1 - sparsity))
-    if family == "factorized":  # d_sl = K D_in D_out / ((1 - s)(K D_in + D_out)), P14 Table 1
+    if family == "factorized":  # d_sl = K D_in D_out / ((1 - s)(K D_in + D_out)), P14 Sec. 3
         assert plan.rank == math.ceil(dense / ((1 - sparsity) * (kpos * d_in + d_out)))
     if family == "doped":  # d_sd = s K D_in D_out / (K D_in + D_out)
         assert plan.rank == math.floor(sparsity * dense / (kpos * d_in + d_out))
@@ -51,8 +51,12 @@ def test_plan_is_iso_flop_and_matches_paper_formulas(family, sparsity, shape):
         assert plan.out_features == round(d_out / math.sqrt(1 - sparsity))
 
 
-@pytest.mark.parametrize("cls,family", [(SparseIFTMLP, f) for f in FAMILIES[1:]] + [(SparseIFTCNN, "wide")] +
-                         [pytest.param(SparseIFTCNN, f, marks=pytest.mark.slow) for f in FAMILIES[2:]])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("cls,family", [(SparseIFTMLP, "wide"), (SparseIFTMLP, "doped"), (SparseIFTCNN, "wide")] +
+                         [pytest.param(SparseIFTMLP, f, marks=SLOW) for f in ("parallel", "factorized")] +
+                         [pytest.param(SparseIFTCNN, f, marks=SLOW) for f in ("parallel", "factorized", "doped")])
 def test_models_have_exactly_the_dense_flops(cls, family):
     kw = dict(hidden=(8, 8)) if cls is SparseIFTMLP else dict(channels=(2, 4), hidden=8)
     dense = cls(10, family="dense", **kw)
@@ -62,16 +66,12 @@ def test_models_have_exactly_the_dense_flops(cls, family):
     assert count_flops(model, v, None, X) == count_flops(dense, vd, None, X)
     assert sum(x.size for x in jax.tree_util.tree_leaves(v["params"])) > \
         sum(x.size for x in jax.tree_util.tree_leaves(vd["params"]))
-
-
-def test_exact_count_mask_matches_the_plan():
-    model = SparseIFTMLP(10, hidden=(8, 8), family="doped", sparsity=0.75)
-    v = jax.jit(model.init)(jax.random.key(0), X[:1])
-    mask = sparse_ift_mask(jax.random.key(1), v)
-    assert mask["layer_0"]["u"] is None and mask["layer_0"]["bias"] is None
-    for n, m in zip(jax.tree_util.tree_leaves(v["nnz"]), jax.tree_util.tree_leaves(mask)):
-        assert int(np.asarray(m).sum()) == int(n)
-    assert count_flops(model, v, mask, X) == count_flops(model, v, None, X)
+    if family == "doped" and cls is SparseIFTMLP:  # the drawn mask realises the plan exactly
+        mask = sparse_ift_mask(jax.random.key(1), v)
+        assert mask["layer_0"]["u"] is None and mask["layer_0"]["bias"] is None
+        for n, m in zip(jax.tree_util.tree_leaves(v["nnz"]), jax.tree_util.tree_leaves(mask)):
+            assert int(np.asarray(m).sum()) == int(n)
+        assert count_flops(model, v, mask, X) == count_flops(dense, vd, None, X)
 
 
 def test_layer_forward_equals_its_definition():
