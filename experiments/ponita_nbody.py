@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from geometry.ponita import count_params, make_model
+from geometry.ponita import calibrate, count_params, make_model
 from geometry.ponita.data import simulate_charged_nbody
 from geometry.ponita.training import fit, random_rotations, time_per_call
 
@@ -93,6 +93,9 @@ def run(config: dict, ctx) -> dict:
         example = {k: jnp.asarray(v[:bs]) for k, v in splits["train"].items()}
         params = jax.jit(model.init)(key, example["pos"], jnp.ones(example["pos"].shape[:2], bool),
                                      example["charges"], example["vel"][:, :, None, :])
+        if name == "ponita":  # the official one-off kernel calibration on the first batch
+            params = calibrate(model, params, example["pos"], jnp.ones(example["pos"].shape[:2], bool),
+                               example["charges"], example["vel"][:, :, None, :])
 
         def loss_fn(p, batch, k, model=model):
             if config["augment"]:

@@ -41,11 +41,11 @@ from geometry.ponita.layers import (
     sphere_to_scalar,
     sphere_to_vector,
 )
-from geometry.ponita.model import Ponita, energy_and_forces
+from geometry.ponita.model import Ponita, calibrate, energy_and_forces
 from geometry.ponita.models import MODELS, count_params, make_model
 
 __all__ = [
-    "Ponita", "energy_and_forces", "EGNN", "TensorProductNet", "make_model", "count_params", "MODELS",
+    "Ponita", "calibrate", "energy_and_forces", "EGNN", "TensorProductNet", "make_model", "count_params", "MODELS",
     "distance_invariant", "position_orientation_invariants", "fiber_bundle_attributes",
     "circle_grid", "fibonacci_sphere", "repulsion_sphere", "icosahedron", "icosahedral_rotations",
     "orientation_grid", "random_rotation", "rotate_grid",

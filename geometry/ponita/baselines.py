@@ -112,7 +112,7 @@ class TensorProductNet(nn.Module):
             f"{scalars.shape[-1]}x0e + {vectors.shape[-2]}x1o",
             jnp.concatenate([scalars, vectors.reshape(b, n, -1)], -1),
         )
-        h = e3nn.flax.Linear(hidden, name="embed")(inputs)
+        h = e3nn.flax.Linear(hidden, force_irreps_out=True, name="embed")(inputs)
         nbrs = radius_graph(pos, node_mask, self.radius, self.max_neighbors, self_loops=False)
         emask = nbrs.mask[..., None].astype(pos.dtype)
         rel = relative_positions(pos, nbrs)

@@ -60,6 +60,14 @@ def sphere_to_vector(x: jax.Array, grid: jax.Array) -> jax.Array:
     return jnp.einsum("bnoc,od->bncd", x, grid) / grid.shape[0]
 
 
+def _masked_std(a: jax.Array, real: jax.Array) -> jax.Array:
+    """Standard deviation of ``a (B,N,O,C)`` over the entries of real nodes (``real (B,N,1,1)``)."""
+    weight = jnp.broadcast_to(real, a.shape).astype(a.dtype)
+    count = jnp.maximum(jnp.sum(weight), 1.0)
+    mean = jnp.sum(a * weight) / count
+    return jnp.sqrt(jnp.sum(((a - mean) * weight) ** 2) / count)
+
+
 class SeparableFiberConv(nn.Module):
     """Depth-wise separable group convolution on R^n x S^{n-1} (Sec. 4.2, Eq. 13).
 
@@ -67,8 +75,9 @@ class SeparableFiberConv(nn.Module):
        sender and receiver, kernel from the spatial attributes of ``fiber_bundle_attributes``),
     2. fibre:   ``z[i,p,c] = (1/O) sum_o k_f(o·p)[c] y[i,o,c]`` (mixing over the sphere),
     then a bias. Channel mixing is left to the ConvNeXt MLP. ``degree_norm`` divides the spatial sum
-    by the number of neighbours (the degree normalisation that replaces the official code's
-    one-off variance calibration at initialisation).
+    by the number of neighbours. The standard deviations of ``x``, ``y`` and ``z`` over real nodes
+    are sown into the ``intermediates`` collection for :func:`geometry.ponita.calibrate`, the
+    official code's one-off rescaling of the kernels on the first training batch.
     """
 
     channels: int
@@ -83,6 +92,8 @@ class SeparableFiberConv(nn.Module):
             y = y / degree(nbrs)[..., None, None]
         k_f = nn.Dense(self.channels, use_bias=False, name="fiber_kernel")(fiber_basis)
         z = jnp.einsum("bnoc,opc->bnpc", y, k_f) / fiber_basis.shape[0]
+        real = jnp.any(nbrs.mask, -1)[..., None, None]
+        self.sow("intermediates", "calibration", jnp.stack([_masked_std(a, real) for a in (x, y, z)]))
         return z + self.param("bias", nn.initializers.zeros, (self.channels,))
 
 

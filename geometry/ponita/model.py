@@ -66,6 +66,8 @@ class Ponita(nn.Module):
         check_batch(pos, node_mask, scalars, vectors)
         if self.out_scalars + self.out_vectors == 0:
             raise ValueError("out_scalars + out_vectors must be > 0")
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
         scalars, vectors = default_features(pos, scalars, vectors)
         d = pos.shape[-1]
         grid = jnp.asarray(orientation_grid(self.num_ori, d, self.grid_method), pos.dtype)
@@ -96,6 +98,30 @@ class Ponita(nn.Module):
         out_s = sphere_to_scalar(readout[..., : self.out_scalars])
         out_v = sphere_to_vector(readout[..., self.out_scalars :], grid)
         return out_s, out_v
+
+
+def calibrate(model: nn.Module, params, *args, **kwargs):
+    """Rescale the kernels of every separable convolution so that, on the batch ``args``, the spatial
+    convolution and the fibre convolution each preserve the feature standard deviation.
+
+    The official code does this once, on the first training batch; without it the convolution
+    outputs are tiny next to the bias and the LayerNorm that follows sees mostly the bias. Returns
+    new params (the input pytree is not modified).
+    """
+    _, state = model.apply(params, *args, mutable=["intermediates"], **kwargs)
+    found = state.get("intermediates", {})
+    inner = dict(params["params"])
+    for block, content in found.items():
+        if "conv" not in content:
+            continue
+        s_in, s_spatial, s_fiber = content["conv"]["calibration"][0]
+        conv = dict(inner[block]["conv"])
+        conv["spatial_kernel"] = {"kernel": conv["spatial_kernel"]["kernel"] * (s_in / s_spatial)}
+        conv["fiber_kernel"] = {"kernel": conv["fiber_kernel"]["kernel"] * (s_spatial / s_fiber)}
+        inner[block] = {**inner[block], "conv": conv}
+    if not found:
+        raise ValueError("no separable convolutions found: calibrate expects a Ponita model")
+    return {**params, "params": inner}
 
 
 def energy_and_forces(
