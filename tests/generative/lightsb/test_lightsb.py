@@ -95,7 +95,7 @@ def _gaussian_sampler(mean, cov):
     return lambda key, n: mean + jax.random.normal(key, (n, mean.shape[0])) @ chol.T
 
 
-@pytest.mark.parametrize("eps", [0.1, 1.0])
+@pytest.mark.parametrize("eps", [0.1, pytest.param(1.0, marks=pytest.mark.slow)])
 def test_fit_recovers_gaussian_entropic_plan(eps):
     """K=1 with full S contains the exact plan; the fitted mean/covariance of y|x match the closed form."""
     rng = np.random.default_rng(0)

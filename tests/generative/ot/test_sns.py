@@ -81,9 +81,10 @@ def test_full_hessian_newton_converges_quadratically():
         assert np.all(big[1:] <= 50.0 * big[:-1] ** 2)
 
 
-@settings(max_examples=15, deadline=None)
-@given(n=st.integers(2, 30), m=st.integers(2, 30), rho=st.floats(0.0, 1.0, exclude_min=True), seed=st.integers(0, 99))
-def test_sparsify_keeps_requested_fraction_of_largest_entries(n, m, rho, seed):
+@settings(max_examples=6, deadline=None)
+@given(shape=st.sampled_from([(3, 8), (16, 11)]), rho=st.floats(0.0, 1.0, exclude_min=True), seed=st.integers(0, 99))
+def test_sparsify_keeps_requested_fraction_of_largest_entries(shape, rho, seed):
+    n, m = shape
     plan = jnp.asarray(np.random.default_rng(seed).permutation(n * m).reshape(n, m) + 1.0, jnp.float32)
     k = num_kept((n, m), rho)
     assert k == min(n * m, max(math.ceil(rho * n * m), max(n, m)))
