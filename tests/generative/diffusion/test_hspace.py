@@ -52,6 +52,7 @@ def test_jacobian_svd_equals_exact_svd_on_tiny_unet(tiny):
         np.testing.assert_allclose(jac @ np.ravel(res.v[i]), res.s[i] * np.ravel(res.u[i]), atol=1e-3 * s[0])
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 10_000))
 def test_jacobian_svd_of_linear_map(seed):
@@ -63,6 +64,7 @@ def test_jacobian_svd_of_linear_map(seed):
     assert res.v.shape == (2, 3, 3) and res.u.shape == (2, 12)
 
 
+@pytest.mark.slow
 def test_denoiser_jacobian_directions_shapes_and_alignment(tiny):
     x_T = jax.random.normal(jax.random.PRNGKey(3), (2, 4, 4, 1))
     traj = ddim_sample(tiny, SCHED, x_T, 3)
@@ -151,6 +153,7 @@ def test_scale_to_h_std():
         np.testing.assert_allclose(np.linalg.norm(p[s]), np.std(np.asarray(hs[:, s]) @ u, ddof=1), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_edit_alpha_zero_is_unedited(tiny):
     x_T = jax.random.normal(jax.random.PRNGKey(6), (2, 4, 4, 1))
     base = ddim_sample(tiny, SCHED, x_T, 3, eta=0.5, key=jax.random.PRNGKey(1))

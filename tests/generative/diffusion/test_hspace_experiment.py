@@ -40,6 +40,7 @@ class _Dies(LoopCheckpointer):
         return saved
 
 
+@pytest.mark.slow
 def test_training_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     config = {**hd.PRESETS["smoke"], "train_steps": 4, "ckpt_every": 2, "batch_size": 8, "ema_decay": 0.5}
     images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, size=(16, 8, 8, 1)), jnp.float32)
