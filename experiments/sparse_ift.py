@@ -1,4 +1,4 @@
-"""P14 Sparse-IFT: dense MLP/CNN on digits vs Sparse Wide/Parallel/Factorized/Doped at exactly equal FLOPs, trained with RigL/SET.
+"""P14 Sparse-IFT: dense MLP/CNN on digits vs Sparse Wide/Parallel/Factorized/Doped at equal FLOPs (RigL/SET).
 
 Paper: "Sparse Iso-FLOP Transformations for Maximizing Training Efficiency" (Saxena et al. 2023).
 Every hidden layer of the dense network is replaced by its Sparse-IFT family member at sparsity
@@ -83,7 +83,8 @@ def _train_one(ctx, config, split, model_name, family, sparsity, seed):
             "test_accuracy": metrics["accuracy"], "flops": flops_before,
             "flops_after_training": count_flops(model, variables, final_mask, split.x_train),
             "parameters": int(sum(np.size(w) for w in jax.tree_util.tree_leaves(params))),
-            "nonzero_parameters": int(sum(np.count_nonzero(np.asarray(w)) for w in jax.tree_util.tree_leaves(state.params)))}
+            "nonzero_parameters": int(sum(np.count_nonzero(np.asarray(w))
+                                          for w in jax.tree_util.tree_leaves(state.params)))}
 
 
 def run(config: dict, ctx) -> dict:

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from sparsejax.core.tree import Predicate, is_none
-from sparsejax.structured.nm import _check_nm_args, nm_keep, nm_mask
+from sparsejax.structured.nm import _check_nm_args, nm_mask
 
 METHODS = ("srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise")
 

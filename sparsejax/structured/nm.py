@@ -37,7 +37,8 @@ def _check_axis(shape, m: int, axis: int, where: str = "array") -> int:
         raise ValueError(f"{where}: axis {axis} is out of range for shape {tuple(shape)}")
     axis %= len(shape)
     if shape[axis] % m:
-        raise ValueError(f"{where}: axis {axis} has length {shape[axis]}, not divisible by m={m} (shape {tuple(shape)})")
+        raise ValueError(f"{where}: axis {axis} has length {shape[axis]}, not divisible by m={m} "
+                         f"(shape {tuple(shape)})")
     return axis
 
 
