@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import jax
 import matplotlib.pyplot as plt
-import numpy as np
 
 from experiments.sinkhorn_newton_sparse import random_problem
 from generative.ot import SinkhornNewtonSparse, compare_with_sinkhorn
