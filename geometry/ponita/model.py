@@ -108,7 +108,8 @@ def calibrate(model: nn.Module, params, *args, **kwargs):
     outputs are tiny next to the bias and the LayerNorm that follows sees mostly the bias. Returns
     new params (the input pytree is not modified).
     """
-    _, state = model.apply(params, *args, mutable=["intermediates"], **kwargs)
+    measure = jax.jit(lambda p, *a: model.apply(p, *a, mutable=["intermediates"], **kwargs)[1])
+    state = measure(params, *args)
     found = state.get("intermediates", {})
     inner = dict(params["params"])
     for block, content in found.items():

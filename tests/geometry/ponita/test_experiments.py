@@ -22,6 +22,15 @@ def _check(results, out, png):
 
 
 def test_nbody_experiment_end_to_end(tmp_path):
+    res = run_experiment("ponita_nbody", "smoke", out=tmp_path, quiet=True, overrides=TINY_NBODY + ['models=["ponita"]'])
+    rows = {r["model"]: r for r in res["metrics"]["rows"]}
+    assert {"ponita", "zero motion", "constant velocity"} == set(rows)
+    assert np.isfinite(rows["ponita"]["test_mse"]) and rows["ponita"]["train_ms_per_batch"] > 0
+    _check(res, tmp_path, "nbody.png")
+
+
+@pytest.mark.slow
+def test_nbody_experiment_all_models_end_to_end(tmp_path):
     res = run_experiment("ponita_nbody", "smoke", out=tmp_path, quiet=True, overrides=TINY_NBODY)
     rows = {r["model"]: r for r in res["metrics"]["rows"]}
     assert {"ponita", "egnn", "e3nn", "constant velocity"} <= set(rows)
@@ -31,6 +40,7 @@ def test_nbody_experiment_end_to_end(tmp_path):
     _check(res, tmp_path, "nbody.png")
 
 
+@pytest.mark.slow
 def test_energy_forces_experiment_end_to_end(tmp_path):
     res = run_experiment("ponita_energy_forces", "smoke", out=tmp_path, quiet=True, overrides=[
         "n_train=8", "n_test=8", "n_atoms=5", "equilibrate=100", "steps=2", "batch_size=4", "warmup=1",
@@ -40,6 +50,7 @@ def test_energy_forces_experiment_end_to_end(tmp_path):
     _check(res, tmp_path, "energy_forces.png")
 
 
+@pytest.mark.slow
 def test_digits_and_bench_experiments_end_to_end(tmp_path):
     res = run_experiment("ponita_rotated_digits", "smoke", out=tmp_path / "d", quiet=True, overrides=[
         "steps=2", "batch_size=8", "warmup=1", "n_test=16", "hidden=4", "layers=1", "num_ori=4"])
