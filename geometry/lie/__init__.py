@@ -48,6 +48,7 @@ from geometry.lie.layers import (
     bilinear_kernel,
     group_conv,
     group_conv_kernels,
+    group_layer_norm,
     invariant_pool,
     kernel_offsets,
     lift_conv,
@@ -61,7 +62,7 @@ from geometry.lie.models import GROUPS, AffineGCNN, sample_layer_elements
 __all__ = [
     "AFFNIST_RANGES", "GROUPS", "AffineGCNN", "GroupConv", "GroupSamples", "LiftingConv", "SirenKernel",
     "act", "affine_act", "affine_inverse", "affine_product", "bilinear_kernel", "compose_polar",
-    "equidistant_so2", "gl_dim", "gl_hat", "gl_vee", "group_conv", "group_conv_kernels", "group_inverse",
+    "equidistant_so2", "gl_dim", "gl_hat", "gl_vee", "group_conv", "group_conv_kernels", "group_inverse", "group_layer_norm",
     "group_product", "haar_integral", "haar_so", "invariant_pool", "kernel_offsets", "lift_conv",
     "lifting_kernels", "polar_decomposition", "pos_log_density", "relative_coordinates", "rotation_2d",
     "sample_affnist_transforms", "sample_group", "sample_layer_elements", "sl_scale_decomposition",

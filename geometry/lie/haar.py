@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from geometry.lie.groups import _check_square, rotation_2d, spd_exp
 
-ROTATION_SAMPLERS = ("haar", "equidistant", "identity")
+ROTATION_SAMPLERS = ("haar", "equidistant", "grid", "identity")
 
 
 class GroupSamples(NamedTuple):
@@ -47,15 +47,16 @@ def haar_so(key: jax.Array, num: int, n: int) -> jax.Array:
     return q.at[:, :, 0].multiply(flip[:, None])
 
 
-def equidistant_so2(key: jax.Array, num: int) -> jax.Array:
-    """``num`` equally spaced SO(2) angles with a uniform random offset (stratified Haar sample).
+def equidistant_so2(key: jax.Array, num: int, random_offset: bool = True) -> jax.Array:
+    """``num`` equally spaced SO(2) angles, optionally with a uniform random offset.
 
-    Each rotation is marginally Haar distributed and the set is invariant in distribution under
-    left multiplication (the official code's equidistant SO(2) sampler, randomised).
+    With the offset (a stratified Haar sample) each rotation is marginally Haar distributed and
+    the set is invariant in distribution under left multiplication; without it, the fixed grid
+    ``2 pi k / num`` of the official code's equidistant SO(2) sampler.
     """
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
-    offset = jax.random.uniform(key, (), minval=0.0, maxval=2.0 * math.pi / num)
+    offset = jax.random.uniform(key, (), minval=0.0, maxval=2.0 * math.pi / num) if random_offset else 0.0
     return rotation_2d(offset + 2.0 * math.pi * jnp.arange(num) / num)
 
 
@@ -108,8 +109,8 @@ def sample_group(
     """Draw ``num`` elements ``g = exp(Y) r`` of GL+(n) (or SL(n) if ``traceless``) (Sec. 4).
 
     ``Y ~ N(0, spd_scale^2)`` on orthonormal coordinates of Sym(n) (``spd_scale = 0`` gives
-    pure rotations, i.e. SO(n)); ``r`` from ``rotations`` in {"haar", "equidistant" (n = 2),
-    "identity"}. ``log_weight = log rho(Y) - log q(Y)`` are the importance weights w.r.t. the
+    pure rotations, i.e. SO(n)); ``r`` from ``rotations`` in {"haar", "equidistant" (n = 2,
+    randomly shifted grid), "grid" (n = 2, fixed grid 2 pi k / num), "identity"}. ``log_weight = log rho(Y) - log q(Y)`` are the importance weights w.r.t. the
     decomposed Haar measure (``0`` when ``spd_scale = 0``, where the sample is Haar on SO(n)).
     """
     if num < 1 or n < 1:
@@ -118,13 +119,13 @@ def sample_group(
         raise ValueError(f"spd_scale must be >= 0, got {spd_scale}")
     if rotations not in ROTATION_SAMPLERS:
         raise ValueError(f"rotations must be one of {ROTATION_SAMPLERS}, got {rotations!r}")
-    if rotations == "equidistant" and n != 2:
-        raise ValueError("equidistant rotations are defined for n = 2 only")
+    if rotations in ("equidistant", "grid") and n != 2:
+        raise ValueError(f"{rotations} rotations are defined for n = 2 only")
     k_spd, k_rot = jax.random.split(key)
     if rotations == "haar":
         r = haar_so(k_rot, num, n)
-    elif rotations == "equidistant":
-        r = equidistant_so2(k_rot, num)
+    elif rotations in ("equidistant", "grid"):
+        r = equidistant_so2(k_rot, num, random_offset=rotations == "equidistant")
     else:
         r = jnp.broadcast_to(jnp.eye(n), (num, n, n))
     if spd_scale == 0:

@@ -166,6 +166,19 @@ def invariant_pool(features: jax.Array, mode: str = "max") -> jax.Array:
     raise ValueError(f"mode must be 'max' or 'mean', got {mode!r}")
 
 
+def group_layer_norm(features: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Normalise each sample's whole feature map (B, H, W, N, C) to zero mean, unit variance.
+
+    The official code's default ``layernorm3d`` (statistics over space, group samples and
+    channels, no affine parameters); equivariant because the statistics are invariant.
+    """
+    if features.ndim != 5:
+        raise ValueError(f"features must have shape (B, H, W, N, C), got {features.shape}")
+    mean = features.mean(axis=(1, 2, 3, 4), keepdims=True)
+    var = features.var(axis=(1, 2, 3, 4), keepdims=True)
+    return (features - mean) * jax.lax.rsqrt(var + eps)
+
+
 def smooth_disk_mask(v: jax.Array, slope: float = 2.0) -> jax.Array:
     """``sigmoid(slope (1 - |v|))``: the official code's smooth support mask in kernel coordinates."""
     return jax.nn.sigmoid(slope * (1.0 - jnp.linalg.norm(v, axis=-1)))

@@ -2,7 +2,8 @@
 
 Follows the official code's GResNet at small scale: lifting layer (evaluated with
 stride ``lift_stride``, then ``lift_pool`` 2x2 spatial max pools), group convolutions with SIREN kernels on ``(h^{-1} u, xi^{-1}(h^{-1} g))``,
-each followed by channel LayerNorm + GELU and separated by 2x2 spatial max pools, global max projection over space and group samples (an invariant), MLP head.
+each followed by the official ``layernorm3d`` (whole-map LayerNorm, :func:`group_layer_norm`) + GELU and separated by 2x2 spatial max pools, global max projection over space and group samples (an invariant), head
+``Dense -> LayerNorm -> GELU -> Dense`` (the official ``build_classifier`` without dropout).
 Every layer draws fresh group samples (the output samples of layer l are the input samples of
 layer l + 1), as the official ``SamplingWrapper`` does; samples come from ``key`` so ``apply``
 stays pure: ``logits = model.apply(params, images, key)``.
@@ -16,21 +17,23 @@ import jax
 import jax.numpy as jnp
 
 from geometry.lie.haar import sample_group
-from geometry.lie.layers import GroupConv, LiftingConv, invariant_pool, spatial_max_pool
+from geometry.lie.layers import GroupConv, LiftingConv, group_layer_norm, invariant_pool, spatial_max_pool
 
 GROUPS = ("gl2", "sl2", "se2")
 
 
-def sample_layer_elements(key: jax.Array, num: int, group: str, spd_scale: float) -> jax.Array:
+def sample_layer_elements(
+    key: jax.Array, num: int, group: str, spd_scale: float, rotations: str = "grid"
+) -> jax.Array:
     """Group samples for one layer: ``exp(Y) r`` for GL+(2) / SL(2) (traceless Y), ``r`` for SE(2).
 
-    Rotations are equidistant with a random offset (official code's default SO(2) sampler), the
-    SPD factor log-normal with scale ``spd_scale`` (Sec. 6).
+    Rotations default to the fixed equidistant grid (the official code's default SO(2) sampler),
+    the SPD factor is log-normal with scale ``spd_scale`` and redrawn at every call (Sec. 6).
     """
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
     scale = 0.0 if group == "se2" else spd_scale
-    return sample_group(key, num, 2, spd_scale=scale, traceless=group == "sl2", rotations="equidistant").g
+    return sample_group(key, num, 2, spd_scale=scale, traceless=group == "sl2", rotations=rotations).g
 
 
 class AffineGCNN(nn.Module):
@@ -44,6 +47,7 @@ class AffineGCNN(nn.Module):
     kernel_size: int = 5
     kernel_hidden: int = 32
     head: int = 64
+    rotations: str = "grid"
     lift_stride: int = 2
     lift_pool: int = 1
 
@@ -54,9 +58,9 @@ class AffineGCNN(nn.Module):
         if len(self.channels) < 1:
             raise ValueError("channels must have at least one entry")
         keys = jax.random.split(key, len(self.channels))
-        g = sample_layer_elements(keys[0], self.num_samples, self.group, self.spd_scale)
+        g = sample_layer_elements(keys[0], self.num_samples, self.group, self.spd_scale, self.rotations)
         x = LiftingConv(self.channels[0], self.kernel_size, stride=self.lift_stride, name="lift")(images, g)
-        x = nn.gelu(nn.LayerNorm(name="norm_lift")(x))
+        x = nn.gelu(group_layer_norm(x))
         for _ in range(self.lift_pool):
             x = spatial_max_pool(x)
         weights = jnp.full((self.num_samples,), 1.0 / self.num_samples)
@@ -65,10 +69,10 @@ class AffineGCNN(nn.Module):
                 continue
             if i > 1:
                 x = spatial_max_pool(x)
-            g_out = sample_layer_elements(keys[i], self.num_samples, self.group, self.spd_scale)
+            g_out = sample_layer_elements(keys[i], self.num_samples, self.group, self.spd_scale, self.rotations)
             x = GroupConv(c, self.kernel_size, self.kernel_hidden, name=f"gconv_{i}")(x, g, g_out, weights)
-            x = nn.gelu(nn.LayerNorm(name=f"norm_{i}")(x))
+            x = nn.gelu(group_layer_norm(x))
             g = g_out
         x = invariant_pool(x, "max")
-        x = nn.gelu(nn.Dense(self.head, name="dense")(x))
+        x = nn.gelu(nn.LayerNorm(name="head_norm")(nn.Dense(self.head, use_bias=False, name="dense")(x)))
         return nn.Dense(self.num_classes, name="out")(x)
