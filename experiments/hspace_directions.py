@@ -123,9 +123,14 @@ def _slopes(alphas: np.ndarray, est: np.ndarray) -> np.ndarray:
     return np.einsum("a,abf->bf", a, est - est.mean(axis=0)) / (a @ a)
 
 
+def _signed_effects(est: np.ndarray, alphas: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """mean slope x alpha_max / data std per factor: the factor change of an edit by +alpha_max."""
+    return _slopes(alphas, est).mean(axis=0) * alphas.max() / scale
+
+
 def _effects(est: np.ndarray, alphas: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """|mean slope| x alpha_max / data std per factor: the factor change of an edit by +alpha_max."""
-    return np.abs(_slopes(alphas, est).mean(axis=0)) * alphas.max() / scale
+    """Magnitude of :func:`_signed_effects`."""
+    return np.abs(_signed_effects(est, alphas, scale))
 
 
 def _cos(a, b) -> float:
@@ -201,6 +206,7 @@ def run(config: dict, ctx) -> dict:
             if name in FACTOR_NAMES:
                 t = FACTOR_NAMES.index(name)
                 row["selectivity"] = float(eff[t] / max(eff.sum(), 1e-12))
+                row["target_effect_signed"] = float(_signed_effects(est, alphas, scale)[t])
                 row["off_target"] = float(eff.sum() - eff[t])
             row.update((extra or {}).get(name, {}))
             rows.append(row)
@@ -261,6 +267,7 @@ def run(config: dict, ctx) -> dict:
         "selectivity_projected": dict(zip(FACTOR_NAMES, sel_after.round(3).tolist())),
         "selectivity_labelled": dict(zip(FACTOR_NAMES, sel_lab.round(3).tolist())),
         "target_effect_retained_after_projection": dict(zip(FACTOR_NAMES, retained.round(3).tolist())),
+        "target_effect_signed_supervised": {f: round(by["supervised", f]["target_effect_signed"], 4) for f in FACTOR_NAMES},
         "off_target_supervised": {f: round(by["supervised", f]["off_target"], 4) for f in FACTOR_NAMES},
         "off_target_projected": {f: round(by["projected", f]["off_target"], 4) for f in FACTOR_NAMES},
         "conditioned_on": {f: by["projected", f]["conditioned_on"] for f in FACTOR_NAMES},
