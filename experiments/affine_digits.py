@@ -79,9 +79,9 @@ def build_model(name: str, config: dict, target_params: int | None, x0, key):
         return model.apply, model.init(key, x0, key)
     if name != "cnn":
         raise ValueError(f"unknown model {name!r}; valid: {EQUIVARIANT + ('cnn',)}")
-    widths = np.linspace(0.05, 2.0, 79)
+    widths = np.linspace(0.05, 2.0, 40)  # parameter count grows ~quadratically in width: grid search
     counts = [count_params(jax.eval_shape(CNN(10, width=float(w)).init, key, x0)) for w in widths]
-    best = float(widths[int(np.argmin(np.abs(np.array(counts) - (target_params or counts[20]))))])
+    best = float(widths[int(np.argmin(np.abs(np.array(counts) - (target_params or counts[19]))))])
     model = CNN(10, width=best)
     return (lambda p, x, k: model.apply(p, x)), model.init(key, x0)
 

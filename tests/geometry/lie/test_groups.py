@@ -44,7 +44,7 @@ def gl_plus(seed: int, n: int, spread: float = 1.0) -> np.ndarray:
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(0, 10**6), st.sampled_from([2, 3, 4]))
+@given(st.integers(0, 10**6), st.sampled_from([2, 3]))
 def test_polar_round_trip_and_factor_sets(seed, n):
     g = jnp.asarray(gl_plus(seed, n))
     p, r = polar_decomposition(g)

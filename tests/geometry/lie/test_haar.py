@@ -97,6 +97,8 @@ def test_sl_samples_and_pure_rotations():
     rot = sample_group(jax.random.PRNGKey(0), 16, 2, spd_scale=0.0, rotations="equidistant")
     np.testing.assert_allclose(jnp.linalg.det(rot.g), 1.0, atol=1e-9)
     np.testing.assert_allclose(rot.log_weight, 0.0)
+    grid = sample_group(jax.random.PRNGKey(5), 4, 2, spd_scale=0.0, rotations="grid").g
+    np.testing.assert_allclose(grid, rotation_2d(jnp.arange(4) * np.pi / 2), atol=1e-12)
 
 
 def test_sampler_errors():

@@ -10,6 +10,7 @@ from geometry.lie import (
     group_conv,
     group_conv_kernels,
     group_inverse,
+    group_layer_norm,
     invariant_pool,
     kernel_offsets,
     lift_conv,
@@ -143,6 +144,10 @@ def test_pooling_shapes_and_invariance_to_sample_order():
     perm = x[:, :, :, ::-1]
     for mode in ("max", "mean"):
         np.testing.assert_allclose(invariant_pool(x, mode), invariant_pool(perm, mode), atol=1e-6)
+    normed = group_layer_norm(3.0 * x + 1.0)
+    np.testing.assert_allclose(normed.mean((1, 2, 3, 4)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(normed.std((1, 2, 3, 4)), 1.0, atol=1e-3)
+    np.testing.assert_allclose(normed, group_layer_norm(x), atol=1e-4)
 
 
 def test_affine_gcnn_forward_and_parameter_parity():
