@@ -48,7 +48,12 @@ def _mask_updates(mask, updates, params):
     )
 
 
-def _masked_update(inner, mask, grads, inner_state, params):
+def masked_update(inner, mask, grads, inner_state, params):
+    """One step of ``inner`` on masked gradients, with updates that zero the pruned weights.
+
+    The building block of every mask-keeping transform (:func:`masked`, :func:`gradual_pruning`,
+    the dynamic sparse methods in :mod:`sparsejax.pruning`). Returns ``(updates, inner_state)``.
+    """
     if params is None:
         raise ValueError("sparse transforms need params: call tx.update(grads, state, params)")
     updates, inner_state = inner.update(_mask_grads(mask, grads), inner_state, params)
@@ -67,7 +72,7 @@ def masked(inner: optax.GradientTransformation, mask) -> optax.GradientTransform
         return MaskedState(jax.tree_util.tree_map(jnp.asarray, mask), inner.init(params))
 
     def update_fn(grads, state, params=None):
-        updates, inner_state = _masked_update(inner, state.mask, grads, state.inner_state, params)
+        updates, inner_state = masked_update(inner, state.mask, grads, state.inner_state, params)
         return updates, MaskedState(state.mask, inner_state)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -146,7 +151,7 @@ def gradual_pruning(
         t = state.count
         due = (t >= begin_step) & (t <= end_step) & (((t - begin_step) % frequency == 0) | (t == end_step))
         mask = jax.lax.cond(due, prune, lambda s, p: s.mask, state, params)
-        updates, inner_state = _masked_update(inner, mask, grads, state.inner_state, params)
+        updates, inner_state = masked_update(inner, mask, grads, state.inner_state, params)
         return updates, GradualPruningState(t + 1, mask, state.key, inner_state)
 
     return optax.GradientTransformation(init_fn, update_fn)

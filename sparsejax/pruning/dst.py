@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from sparsejax.core.masks import top_k_mask
-from sparsejax.core.transforms import _masked_update
+from sparsejax.core.transforms import masked_update
 from sparsejax.core.tree import check_like, is_none
 
 SCHEDULES = ("constant", "cosine")
@@ -91,7 +91,7 @@ def dynamic_sparse(inner: optax.GradientTransformation, mask, *, grow: str, upda
         return DSTState(jnp.zeros((), jnp.int32), jax.tree_util.tree_map(jnp.asarray, mask), key, inner.init(params))
 
     def update_fn(grads, state, params=None):
-        updates, inner_state = _masked_update(inner, state.mask, grads, state.inner_state, params)
+        updates, inner_state = masked_update(inner, state.mask, grads, state.inner_state, params)
         count = state.count + 1
         is_update = (count % update_every == 0) & (count < end_step)
         key, sub = jax.random.split(state.key)
