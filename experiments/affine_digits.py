@@ -57,11 +57,14 @@ def place_digits(x: np.ndarray, digit_size: int, canvas: int) -> np.ndarray:
     return out
 
 
+_warp_batch = jax.jit(jax.vmap(warp_image))
+
+
 def transformed_test_set(key, x: np.ndarray, magnitude: float, repeats: int) -> np.ndarray:
     """``repeats`` random affNIST-range transforms (scaled by ``magnitude``) of every image."""
     xs = np.concatenate([x] * repeats)
     a, t = sample_affnist_transforms(key, len(xs), x.shape[1], magnitude)
-    warp = jax.jit(jax.vmap(warp_image))
+    warp = _warp_batch
     return np.concatenate([np.asarray(warp(xs[i : i + 256], a[i : i + 256], t[i : i + 256]))
                            for i in range(0, len(xs), 256)])
 
@@ -129,11 +132,15 @@ def train(name, apply_fn, params, split_x, split_y, config, ctx, key):
                           "time_per_epoch_s": per_step * steps_per_epoch, "final_loss": float(loss) if timed else None}
 
 
-def accuracy(apply_fn, params, x, y, key, batch: int = 256) -> float:
-    """Test accuracy; equivariant models use one fixed set of group samples (``key``)."""
-    fwd = jax.jit(lambda p, xb: jnp.argmax(apply_fn(p, xb, key), -1))
-    pred = np.concatenate([np.asarray(fwd(params, x[i : i + batch])) for i in range(0, len(x), batch)])
-    return float(np.mean(pred == y))
+def accuracy(predict, params, x, y, batch: int = 256) -> float:
+    """Test accuracy of the jitted ``predict(params, x) -> labels`` (batches padded to ``batch``)."""
+    preds = []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        pad = batch - len(xb)
+        xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)]) if pad else xb
+        preds.append(np.asarray(predict(params, xb))[: batch - pad])
+    return float(np.mean(np.concatenate(preds) == y))
 
 
 def run(config: dict, ctx) -> dict:
@@ -159,7 +166,9 @@ def run(config: dict, ctx) -> dict:
         if name in EQUIVARIANT and target is None:
             target = n_params
         params, timing = train(name, apply_fn, params, x_tr, split.y_train, config, ctx, k_samples)
-        accs = {m: accuracy(apply_fn, params, tests[m], y_te, k_samples) for m in config["magnitudes"]}
+        # equivariant models are evaluated with one fixed set of group samples (k_samples)
+        predict = jax.jit(lambda p, xb, f=apply_fn: jnp.argmax(f(p, xb, k_samples), -1))
+        accs = {m: accuracy(predict, params, tests[m], y_te) for m in config["magnitudes"]}
         for m, a in accs.items():
             rows.append({"model": name, "magnitude": m, "accuracy": a})
         clean, affnist = accs.get(0.0), accs.get(1.0)

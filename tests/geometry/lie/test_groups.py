@@ -43,7 +43,7 @@ def gl_plus(seed: int, n: int, spread: float = 1.0) -> np.ndarray:
     return g
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from([2, 3]))
 def test_polar_round_trip_and_factor_sets(seed, n):
     g = jnp.asarray(gl_plus(seed, n))
@@ -55,7 +55,7 @@ def test_polar_round_trip_and_factor_sets(seed, n):
     assert np.linalg.eigvalsh(p).min() > 0
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from([2, 3]))
 def test_sl_scale_and_sl_polar_factors(seed, n):
     g = jnp.asarray(gl_plus(seed, n))
@@ -67,7 +67,7 @@ def test_sl_scale_and_sl_polar_factors(seed, n):
     assert np.trace(spd_log(p)) == pytest.approx(0.0, abs=1e-9)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from([2, 3]))
 def test_global_parametrisation_round_trip(seed, n):
     g = jnp.asarray(gl_plus(seed, n, spread=0.6))
@@ -95,7 +95,7 @@ def test_so2_log_and_rotation():
                                np.diag(np.exp([0.3, -1.0])), atol=1e-12)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 10**6))
 def test_products_inverses_and_actions(seed):
     rng = np.random.default_rng(seed)

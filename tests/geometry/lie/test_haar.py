@@ -80,13 +80,13 @@ def test_weighted_sampler_is_left_invariant():
         y = spd_log(p)
         return jnp.exp(-jnp.sum(y**2, (1, 2)) / 0.5) * (1.5 + jnp.cos(jnp.arctan2(r[:, 1, 0], r[:, 0, 0]) - 0.4))
 
-    base = haar_integral(f, sample_group(jax.random.PRNGKey(0), 40000, 2, spd_scale=0.8))
+    base = haar_integral(f, sample_group(jax.random.PRNGKey(0), 20000, 2, spd_scale=0.8))
     for i, h in enumerate([rotation_2d(0.9) @ jnp.diag(jnp.array([1.3, 0.8])), jnp.array([[1.0, 0.3], [0.0, 1.2]])]):
-        moved = haar_integral(lambda g: f(h @ g), sample_group(jax.random.PRNGKey(10 + i), 40000, 2, spd_scale=0.8))
+        moved = haar_integral(lambda g: f(h @ g), sample_group(jax.random.PRNGKey(10 + i), 20000, 2, spd_scale=0.8))
         gap = abs(float(moved[0] - base[0]))
         assert gap < 5 * float(jnp.hypot(moved[1], base[1])), (moved, base)
     # the un-weighted proposal is NOT invariant: without weights the same check fails badly
-    smp = sample_group(jax.random.PRNGKey(0), 40000, 2, spd_scale=0.8)
+    smp = sample_group(jax.random.PRNGKey(0), 20000, 2, spd_scale=0.8)
     h = jnp.diag(jnp.array([2.0, 2.0]))
     assert abs(float(f(h @ smp.g).mean() / f(smp.g).mean()) - 1) > 0.3
 

@@ -116,7 +116,7 @@ def test_invariant_error_falls_with_number_of_group_samples():
         return (jax.nn.relu(f) ** 2).sum((0, 1))
 
     curve = {16: [], 64: [], 256: []}
-    for seed in range(6):
+    for seed in range(5):
         p0 = pooled(imgs[0], jax.random.PRNGKey(seed))
         p1 = pooled(imgs[1], jax.random.PRNGKey(1000 + seed))
         for n in curve:
