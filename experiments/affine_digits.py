@@ -33,7 +33,7 @@ from sparsejax.nn import CNN
 from sparsejax.train import LoopCheckpointer, TrainState
 
 PRESETS = {
-    "smoke": {"canvas": 32, "digit_size": 20, "epochs": 5, "batch_size": 64, "lr": 3e-3, "num_samples": 6,
+    "smoke": {"canvas": 32, "digit_size": 20, "epochs": 30, "batch_size": 64, "lr": 3e-3, "num_samples": 6,
               "channels": [8, 8, 8], "kernel_hidden": 32, "spd_scale": 0.3, "resample": False,
               "models": ["gl2", "se2", "cnn"], "magnitudes": [0.0, 0.5, 1.0, 1.5], "test_repeats": 1,
               "checkpoint_every": 0},
