@@ -17,6 +17,7 @@ TINY = ["train_steps=4", "ckpt_every=2", "num_samples=24", "num_inverted=12", "n
         "num_train=64", "channels=[4]", "time_dim=4", "batch_size=16"]
 
 
+@pytest.mark.slow  # heavy end-to-end run; the default suite keeps CI under 15 min
 def test_hspace_directions_end_to_end(tmp_path):
     res = run_experiment("hspace_directions", "smoke", out=tmp_path, overrides=TINY, quiet=True)
     m = res["metrics"]

@@ -23,6 +23,7 @@ def _check(res, out, models, benchmarks):
     assert json.loads((out / "results.json").read_text())["metrics"]["rows"]
 
 
+@pytest.mark.slow  # heavy end-to-end run; the default suite keeps CI under 15 min
 def test_experiment_end_to_end_and_resume(tmp_path):
     out = tmp_path / "run"
     overrides = TINY + ['models=["fno"]', 'benchmarks=["darcy", "navier_stokes"]', f"data_dir={tmp_path / 'data'}"]

@@ -1,9 +1,12 @@
 """End-to-end run of the affine_digits experiment with tiny settings (P19)."""
 import json
 
+import pytest
+
 from experiments.runner import run_experiment
 
 
+@pytest.mark.slow  # heavy end-to-end run; the default suite keeps CI under 15 min
 def test_affine_digits_end_to_end(tmp_path):
     res = run_experiment(
         "affine_digits", "smoke", out=tmp_path, quiet=True,
