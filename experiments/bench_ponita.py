@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from geometry.ponita import count_params, make_model
-from geometry.ponita.training import time_per_call
+from sparsejax.timing import time_per_call
 
 PRESETS = {
     "smoke": {"batch_size": 8, "num_nodes": 16, "width": 16, "layers": 2, "grid_sizes": [4, 8, 16],

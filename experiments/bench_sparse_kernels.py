@@ -11,8 +11,6 @@ those tiny shapes, labelled ``interpret`` (a correctness path, not a performance
 """
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +25,7 @@ from sparsejax.kernels import (
 )
 from sparsejax.quant import freeze_codes, gqsa_init, gqsa_masks, gqsa_pack
 from sparsejax.structured import group_compress, group_mask, nm_compress
+from sparsejax.timing import time_per_call
 
 PRESETS = {
     "smoke": {"shapes": [[64, 512, 512], [64, 1024, 1024]], "interpret_shapes": [[16, 64, 32]], "repeats": 5,
@@ -35,17 +34,6 @@ PRESETS = {
              "interpret_shapes": [[16, 64, 32]], "repeats": 20, "group_size": 16, "block_m": 64, "block_n": 64,
              "block_groups": 16},
 }
-
-
-def _time(fn, *args, repeats: int) -> float:
-    """Median wall seconds of a jitted call (after one warm-up / compile call)."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def _operands(key, k, n, g):
@@ -70,11 +58,11 @@ def _bench_shape(shape, config, *, kernels: bool, interpret: bool, key):
     m, k, n = shape
     x = jax.random.normal(key, (m, k), jnp.float32)
     w, ops = _operands(jax.random.fold_in(key, 1), k, n, config["group_size"])
-    dense_t = _time(jax.jit(jnp.dot), x, w, repeats=config["repeats"])
+    dense_t = time_per_call(jax.jit(jnp.dot), x, w, repeats=config["repeats"])
     rows = []
     for name, (arrays, static, kernel, reference) in ops.items():
         ref_fn = jax.jit(lambda x, *a, _r=reference, _s=static: _r(x, *a, **_s))
-        ref_t = _time(ref_fn, x, *arrays, repeats=config["repeats"])
+        ref_t = time_per_call(ref_fn, x, *arrays, repeats=config["repeats"])
         row = {"shape": list(shape), "format": name, "mode": "interpret" if interpret else ("compiled" if kernels else "no-kernel"),
                "dense_s": dense_t, "reference_s": ref_t, "reference_over_dense": ref_t / dense_t,
                "kernel_s": None, "kernel_over_dense": None, "kernel_over_reference": None}
@@ -83,7 +71,7 @@ def _bench_shape(shape, config, *, kernels: bool, interpret: bool, key):
             kb = {"block_m": min(config["block_m"], m), "block_n": min(config["block_n"], n),
                   "block_groups": min(config["block_groups"], groups)}
             ker_fn = lambda x, *a, _k=kernel, _s=static, _b=kb: _k(x, *a, **_s, **_b, interpret=interpret)  # noqa
-            ker_t = _time(ker_fn, x, *arrays, repeats=config["repeats"] if not interpret else 1)
+            ker_t = time_per_call(ker_fn, x, *arrays, repeats=config["repeats"] if not interpret else 1)
             row.update(kernel_s=ker_t, kernel_over_dense=ker_t / dense_t, kernel_over_reference=ker_t / ref_t)
         rows.append(row)
     return rows

@@ -15,7 +15,8 @@ import numpy as np
 
 from geometry.ponita import calibrate, count_params, energy_and_forces, make_model
 from geometry.ponita.data import lennard_jones_dataset
-from geometry.ponita.training import fit, random_rotations, time_per_call
+from geometry.ponita.training import fit, random_rotations
+from sparsejax.timing import time_per_call
 
 PAPER = {"revised aspirin (meV, meV/Å)": {"ponita": [1.7, 5.8], "nequip": [2.3, 8.2]}}
 

@@ -15,7 +15,8 @@ import optax
 
 from geometry.ponita import calibrate, count_params, make_model
 from geometry.ponita.data import simulate_charged_nbody
-from geometry.ponita.training import fit, random_rotations, time_per_call
+from geometry.ponita.training import fit, random_rotations
+from sparsejax.timing import time_per_call
 
 PAPER_MSE = {"egnn": 0.0070, "segnn (e3nn)": 0.0043, "ponita": 0.0043}
 

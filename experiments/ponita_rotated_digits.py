@@ -19,9 +19,10 @@ from scipy import ndimage
 
 from geometry.ponita import Ponita, calibrate, count_params, masked_node_sum
 from geometry.ponita.data import digits_point_clouds, rotate_2d
-from geometry.ponita.training import fit, time_per_call
+from geometry.ponita.training import fit
 from sparsejax.data import load_digits
 from sparsejax.nn import CNN
+from sparsejax.timing import time_per_call
 
 PRESETS = {
     "smoke": {"steps": 300, "batch_size": 32, "lr": 3e-3, "warmup": 20, "test_size": 0.3, "n_test": 300,

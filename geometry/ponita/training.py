@@ -7,7 +7,6 @@ exactly where an uninterrupted one would.
 """
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional
 
 import jax
@@ -75,17 +74,6 @@ def fit(
         ckpt.maybe_save(step + 1, carry)
     ckpt.close()
     return carry[0].params, np.asarray(carry[1])
-
-
-def time_per_call(fn: Callable, *args, repeats: int = 5) -> float:
-    """Median wall time (s) of ``fn(*args)`` after one warm-up (compile) call, blocking on results."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def random_rotations(key: jax.Array, count: int, dim: int = 3) -> jax.Array:

@@ -1,5 +1,4 @@
 """Fine-grained group sparsity (P28): group norms, exact kept counts, structure, compression."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
