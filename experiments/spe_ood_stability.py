@@ -12,18 +12,16 @@ Paper claim: SPE's error degrades least. Time per training step is reported for 
 """
 from __future__ import annotations
 
-import jax
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from geometry.spe import GINRegressor, make_pe, perturb_edges, sample_graphs  # noqa: E402
-from geometry.spe.training import cycle_count_dataset, pe_sensitivity, predict, train_regressor  # noqa: E402
-from sparsejax.train import LoopCheckpointer  # noqa: E402
+from experiments.spe_substructure_counting import LENGTHS, train_gin  # noqa: E402
+from geometry.spe import perturb_edges, sample_graphs  # noqa: E402
+from geometry.spe.training import cycle_count_dataset, pe_sensitivity, predict  # noqa: E402
 
-LENGTHS = (3, 4, 5, 6)
 
 PRESETS = {
     "smoke": {
@@ -96,17 +94,7 @@ def run(config: dict, ctx) -> dict:
     rows = []
     for method in config["methods"]:
         extra = {"rho_pool": config["spe_rho_pool"]} if method == "spe" else {}
-        model = GINRegressor(
-            make_pe(method, pe_dim=config["pe_dim"], hidden=config["hidden"], **extra),
-            out_dim=len(LENGTHS), hidden=config["hidden"], num_layers=config["num_layers"],
-        )
-        ckpt = LoopCheckpointer(ctx.checkpoint_dir(method), config["ckpt_every"])
-        params, info = train_regressor(
-            model, train, key=jax.random.PRNGKey(ctx.seed), steps=config["steps"],
-            batch_size=config["batch_size"], lr=config["lr"], checkpointer=ckpt,
-            progress=lambda it, **kw: ctx.progress(it, desc=method, **kw),
-        )
-        ckpt.close()
+        model, params, info = train_gin(method, config, train, ctx, **extra)
         row = {"method": method, "ms_per_step": info["ms_per_step"], "final_train_loss": info["final_loss"]}
         eval_sets = full_sets if method == "spe" and config["spe_full_spectrum"] else sets
         for name, data in eval_sets.items():

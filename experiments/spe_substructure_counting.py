@@ -53,6 +53,22 @@ def _plot(rows, test_std, ctx):
     ctx.save_figure(fig, "cycle_count_mae.png")
 
 
+def train_gin(method: str, config: dict, train, ctx, **pe_kwargs):
+    """Build GIN + the PE ``method`` from ``config`` and train it (resumable); returns model, params, info."""
+    model = GINRegressor(
+        make_pe(method, pe_dim=config["pe_dim"], hidden=config["hidden"], **pe_kwargs),
+        out_dim=len(LENGTHS), hidden=config["hidden"], num_layers=config["num_layers"],
+    )
+    ckpt = LoopCheckpointer(ctx.checkpoint_dir(method), config["ckpt_every"])
+    params, info = train_regressor(
+        model, train, key=jax.random.PRNGKey(ctx.seed), steps=config["steps"],
+        batch_size=config["batch_size"], lr=config["lr"], checkpointer=ckpt,
+        progress=lambda it, **kw: ctx.progress(it, desc=method, **kw),
+    )
+    ckpt.close()
+    return model, params, info
+
+
 def run(config: dict, ctx) -> dict:
     rng = np.random.default_rng(ctx.seed)
     n_range = (config["n_min"], config["n_max"])
@@ -66,17 +82,7 @@ def run(config: dict, ctx) -> dict:
     ctx.log(f"targets (mean counts, 3..6 cycles): {np.asarray(data.targets).mean(0).round(2).tolist()}")
     rows = []
     for method in config["methods"]:
-        model = GINRegressor(
-            make_pe(method, pe_dim=config["pe_dim"], hidden=config["hidden"]),
-            out_dim=len(LENGTHS), hidden=config["hidden"], num_layers=config["num_layers"],
-        )
-        ckpt = LoopCheckpointer(ctx.checkpoint_dir(method), config["ckpt_every"])
-        params, info = train_regressor(
-            model, train, key=jax.random.PRNGKey(ctx.seed), steps=config["steps"],
-            batch_size=config["batch_size"], lr=config["lr"], checkpointer=ckpt,
-            progress=lambda it, **kw: ctx.progress(it, desc=method, **kw),
-        )
-        ckpt.close()
+        model, params, info = train_gin(method, config, train, ctx)
         err = np.abs(predict(model, params, test.spectra, info["mean"], info["std"]) - test_y).mean(0)
         row = {"method": method, "ms_per_step": info["ms_per_step"], "final_train_loss": info["final_loss"],
                "num_params": sum(x.size for x in jax.tree_util.tree_leaves(params)),
