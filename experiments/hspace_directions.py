@@ -139,6 +139,7 @@ def _cos(a, b) -> float:
 
 
 def run(config: dict, ctx) -> dict:
+    """Train (or resume) the DDPM, find h-space directions by each method and measure edits."""
     size, steps = int(config["image_size"]), int(config["ddim_steps"])
     key = jax.random.PRNGKey(ctx.seed)
     k_data, k_train, k_sample, k_jac = jax.random.split(key, 4)

@@ -38,6 +38,7 @@ def target_samples(name: str, n: int, seed: int) -> np.ndarray:
 
 
 def run(config: dict, ctx) -> dict:
+    """Fit LightSB on each 2-D toy pair and eps; plot samples and SDE trajectories."""
     rng = np.random.default_rng(ctx.seed)
     key = jax.random.key(ctx.seed)
     rows = []

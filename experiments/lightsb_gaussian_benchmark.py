@@ -41,6 +41,7 @@ def gaussian_sampler(mean, cov):
 
 
 def run(config: dict, ctx) -> dict:
+    """Fit LightSB per (d, eps) and score cBW2-UVP against the closed-form plan."""
     rng = np.random.default_rng(ctx.seed)
     key = jax.random.key(ctx.seed)
     rows = []

@@ -27,6 +27,7 @@ PRESETS = {
 
 
 def run(config: dict, ctx) -> dict:
+    """Translate one digit class to another in PCA space and classify the results."""
     split = load_digits(test_size=0.3, seed=ctx.seed, flatten=True)
     src, tgt = config["source_class"], config["target_class"]
     if src == tgt:

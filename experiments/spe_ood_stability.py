@@ -76,6 +76,7 @@ def _plot(rows, set_names, fracs, ctx):
 
 
 def run(config: dict, ctx) -> dict:
+    """Train GIN + each PE in-distribution, then evaluate on perturbed and larger graphs."""
     rng = np.random.default_rng(ctx.seed)
     n_max = config["n_max"]
     graphs = sample_graphs(config["n_train"] + config["n_test"], (config["n_min"], n_max), rng,

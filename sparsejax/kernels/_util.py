@@ -22,5 +22,6 @@ def pick_block(name: str, dim: int, block: int | None, default: int) -> int:
 
 
 def check_matrix(name: str, a, ndim: int) -> None:
+    """Raise ``ValueError`` unless ``a`` is an array with ``ndim`` dimensions."""
     if getattr(a, "ndim", None) != ndim:
         raise ValueError(f"{name} must have ndim {ndim}, got shape {getattr(a, 'shape', None)}")
