@@ -196,7 +196,10 @@ def make_config(module, preset: str = "smoke", overrides: Iterable[str] = ()) ->
             if depth < len(parts) - 1:
                 node = node[part]
         value = _parse_text(text, _merge_kinds(likes))
-        node[parts[-1]] = _check_value(key, value, likes, text, ranges)
+        checked = _check_value(key, value, likes, text, ranges)
+        if isinstance(checked, dict) and isinstance(node[parts[-1]], dict):
+            checked = {**node[parts[-1]], **checked}  # a JSON object updates the nested config
+        node[parts[-1]] = checked
     check = getattr(module, "check_config", None)
     if check is not None:
         try:
