@@ -31,17 +31,25 @@ import experiments
 PRESET_NAMES = ("smoke", "full")
 
 
+def _module_names() -> list[str]:
+    """Names of the candidate experiment modules, without importing them."""
+    return sorted(info.name for info in pkgutil.iter_modules(experiments.__path__)
+                  if not info.name.startswith("_") and info.name not in ("runner", "papers"))
+
+
+def _is_experiment(module) -> bool:
+    return hasattr(module, "run") and hasattr(module, "PRESETS")
+
+
 def available() -> dict[str, str]:
-    """Return ``{name: one-line description}`` for every experiment module."""
+    """Return ``{name: one-line description}`` for every experiment module (imports them all)."""
     found = {}
-    for info in pkgutil.iter_modules(experiments.__path__):
-        if info.name.startswith("_") or info.name in ("runner", "papers"):
-            continue
-        module = importlib.import_module(f"experiments.{info.name}")
-        if hasattr(module, "run") and hasattr(module, "PRESETS"):
+    for name in _module_names():
+        module = importlib.import_module(f"experiments.{name}")
+        if _is_experiment(module):
             doc = (module.__doc__ or "").strip().splitlines()
-            found[info.name] = doc[0] if doc else ""
-    return dict(sorted(found.items()))
+            found[name] = doc[0] if doc else ""
+    return found
 
 
 class UsageError(ValueError):
@@ -49,11 +57,12 @@ class UsageError(ValueError):
 
 
 def load(name: str):
-    """Import the experiment module ``name``; raise :class:`UsageError` listing valid names."""
-    names = available()
-    if name not in names:
-        raise UsageError(f"unknown experiment {name!r}; valid experiments: {', '.join(names)}")
-    return importlib.import_module(f"experiments.{name}")
+    """Import the experiment module ``name`` (only that one); raise :class:`UsageError` listing valid names."""
+    if name in _module_names():
+        module = importlib.import_module(f"experiments.{name}")
+        if _is_experiment(module):
+            return module
+    raise UsageError(f"unknown experiment {name!r}; valid experiments: {', '.join(available())}")
 
 
 def _kind(value: Any) -> str:
