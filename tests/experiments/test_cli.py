@@ -167,17 +167,17 @@ def test_fresh_run_refuses_a_used_directory_and_resume_checks_config(fake, tmp_p
     assert runner.main(["run", "fake_exp", "--out", out, "--resume", "--quiet"]) == 0
     assert len(fake.calls) == 2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["fingerprint"]
-    assert saved["config"] == fake.calls[0] and saved["seed"] == 0 and "commit" in saved["code"]
+    assert saved["config"] == fake.calls[0] and saved["seed"] == 0 and saved["code"]["source"] == runner.source_hash()
 
 
 def test_resume_refuses_other_code(fake, tmp_path, capsys):
     out = tmp_path / "run"
     assert runner.main(["run", "fake_exp", "--out", str(out), "--quiet"]) == 0
     config = json.loads((out / "config.json").read_text())
-    config["fingerprint"]["code"]["commit"] = "0" * 40
+    config["fingerprint"]["code"]["source"] = "0" * 16
     (out / "config.json").write_text(json.dumps(config))
     assert runner.main(["run", "fake_exp", "--out", str(out), "--resume"]) == 2
-    assert "was written by other code" in _err(capsys)
+    assert "was written by other code (source hash 0000000000000000 vs " in _err(capsys)
 
 
 def test_lock_refuses_a_live_run_and_takes_over_a_stale_one(fake, tmp_path, capsys):
