@@ -135,6 +135,8 @@ def _check_value(key: str, value: Any, likes: list, text: str, ranges: dict) -> 
         if not elements:
             return value
         inner = f"{key} (each element)"
+        if key in ranges:
+            ranges = {**ranges, inner: ranges[key]}  # a list key's range applies to its elements
         return [_check_value(inner, e, elements, json.dumps(e), ranges) for e in value]
     if kind == "dict":
         if not isinstance(value, dict):
@@ -150,15 +152,12 @@ def _unknown_key(key: str, config: dict):
 
 
 def _inferred_range(kind: str, likes: list) -> tuple:
-    """Bounds inferred from the presets: a count that is >= 1 in every preset must stay >= 1; a number
-    that is >= 0 in every preset must stay >= 0. Nothing else is inferred (modules declare
-    ``CONFIG_RANGES = {key: (lo, hi)}`` or a ``check_config(config)`` for the rest)."""
+    """Bounds inferred from the presets: a number that is >= 0 in every preset must stay >= 0 (a
+    negative step count, batch size, rate or width is never meant). Nothing else is inferred, since
+    0 or values above the presets' are often legitimate (``n_val=0``, ``weight_decay=0``); modules
+    declare ``CONFIG_RANGES = {key: (lo, hi)}`` or a ``check_config(config)`` for the rest."""
     nums = _numbers(likes)
-    if not nums:
-        return None, None
-    if kind == "int" and min(nums) >= 1:
-        return 1, None
-    if min(nums) >= 0:
+    if nums and min(nums) >= 0:
         return 0, None
     return None, None
 

@@ -66,8 +66,7 @@ def _err(capsys):
     ("steps=1.5", "--set steps: expected an int, got '1.5'"),
     ("steps=true", "--set steps: expected an int, got 'true'"),
     ('steps="10"', "--set steps: expected an int, got '\"10\"'"),
-    ("steps=0", "--set steps: expected an int >= 1, got '0'"),
-    ("steps=-5", "--set steps: expected an int >= 1, got '-5'"),
+    ("steps=-5", "--set steps: expected an int >= 0, got '-5'"),
     ("learning_rate=abc", "--set learning_rate: expected a finite number, got 'abc'"),
     ("learning_rate=-1", "--set learning_rate: expected a finite number >= 0, got '-1'"),
     ("learning_rate=NaN", "--set learning_rate: expected a finite number, got 'NaN' (not finite)"),
@@ -130,8 +129,12 @@ def test_set_types_follow_the_presets(fake):
     assert config["shift"] == -3.0 and config["every"] == 0 and config["model"] == {"width": 4, "act": "relu"}
     with pytest.raises(runner.UsageError, match=r"--set flag: expected true or false, got '1'"):
         runner.make_config(fake, "smoke", ["flag=1"])
-    with pytest.raises(runner.UsageError, match=r"--set model.width: expected an int >= 1, got '0'"):
-        runner.make_config(fake, "smoke", ["model.width=0"])
+    with pytest.raises(runner.UsageError, match=r"--set model.width: expected an int >= 0, got '-1'"):
+        runner.make_config(fake, "smoke", ["model.width=-1"])
+    assert runner.make_config(fake, "smoke", ["model.width=0", "steps=0"])["steps"] == 0  # 0 can be meant
+    fake.CONFIG_RANGES = {"steps": (1, None)}
+    with pytest.raises(runner.UsageError, match=r"--set steps: expected an int >= 1, got '0'"):
+        runner.make_config(fake, "smoke", ["steps=0"])
     fake.CONFIG_RANGES = {"lr": (0.0, 1.0)}
     with pytest.raises(runner.UsageError, match=r"--set lr: expected a finite number in \[0.0, 1.0\], got '2'"):
         runner.make_config(fake, "smoke", ["lr=2"])
