@@ -55,6 +55,6 @@ def test_docs_build_without_warnings(tmp_path):
     assert 'id="generative.pde.LSM"' in (out / "api" / "pde.html").read_text(encoding="utf-8")
     # the README's paper table, and every notebook as a page
     papers = (out / "papers.html").read_text(encoding="utf-8")
-    assert "P4" in papers and "random_pruning" in papers
+    assert "P4" in papers and "Unreasonable Effectiveness" in papers
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         assert (out / "generated" / "notebooks" / f"{nb.stem}.html").is_file(), nb.name

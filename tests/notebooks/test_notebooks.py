@@ -4,6 +4,10 @@ The kernel gets ``SPARSEJAX_NOTEBOOK_SMOKE=1`` (read by each notebook's paramete
 turn off LLVM's expensive optimisations: compiling, not running, is what these tiny runs spend their time
 on, and -O0 compiles several times faster on CPU. The first cell (Colab install) is a no-op here.
 """
+import importlib.metadata
+import subprocess
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -30,6 +34,52 @@ def test_notebook_states_its_papers_and_sizes(path):
     setup, params = nb.cells[1].source, nb.cells[2].source
     assert "google.colab" in setup and "REPO_URL" in setup
     assert "SPARSEJAX_NOTEBOOK_SMOKE" in params and "parameters" in nb.cells[2].metadata.get("tags", [])
+
+
+def _run_setup_cell_on_fake_colab(monkeypatch, tmp_path, repo_url, make_checkout):
+    """Execute the Colab setup cell as if on Colab with sparsejax not installed; return the pip commands."""
+    source = nbformat.read(NOTEBOOKS[0], as_version=4).cells[1].source
+    checkout = tmp_path / "sparsejax"
+    if make_checkout:
+        checkout.mkdir(parents=True)
+    source = source.replace('REPO_URL = ""', f"REPO_URL = {repo_url!r}", 1)
+    source = source.replace('REPO_PATH = "/content/sparsejax"', f"REPO_PATH = {str(checkout)!r}", 1)
+    google = types.ModuleType("google")
+    google.colab = types.ModuleType("google.colab")
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", google.colab)
+    real_version = importlib.metadata.version
+
+    def version(name):
+        if name == "sparsejax":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    calls = []
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    exec(compile(source, "setup-cell", "exec"), {})
+    return calls, checkout
+
+
+def test_colab_setup_cell_installs_from_checkout_or_url(monkeypatch, tmp_path):
+    for notebook in NOTEBOOKS:   # the same cell everywhere, so one simulation covers all
+        assert nbformat.read(notebook, as_version=4).cells[1].source == nbformat.read(NOTEBOOKS[0], as_version=4).cells[1].source
+    calls, checkout = _run_setup_cell_on_fake_colab(monkeypatch, tmp_path / "a", "https://example.invalid/sj.git", True)
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", str(checkout)]]   # the checkout wins
+    calls, _ = _run_setup_cell_on_fake_colab(monkeypatch, tmp_path / "b", "https://example.invalid/sj.git", False)
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", "sparsejax @ git+https://example.invalid/sj.git"]]
+    with pytest.raises(RuntimeError, match="set REPO_URL"):
+        _run_setup_cell_on_fake_colab(monkeypatch, tmp_path / "c", "", False)
+
+
+def test_setup_cell_is_a_no_op_outside_colab(monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    namespace = {}
+    exec(compile(nbformat.read(NOTEBOOKS[0], as_version=4).cells[1].source, "setup-cell", "exec"), namespace)
+    assert namespace["IN_COLAB"] is False and calls == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
