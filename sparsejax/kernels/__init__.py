@@ -1,7 +1,14 @@
 """Pallas kernels for the sparse hot paths, each beside a plain-jnp reference with the same
-signature: block-sparse matmul (BSR by column tile), weight-only W4/W8 quantized matmul, their
-combination (GQSA W4 + block sparsity, P3) and 2:4 matmul with packed 2-bit indices (P7).
-Triton on GPU, Mosaic on TPU, interpret mode on CPU (see `sparsejax.kernels._util`)."""
+signature, and flax layers that serve the compressed weights:
+
+* `block_sparse_matmul` on `BlockSparse` (kept ``(bk, bn)`` blocks; work and bytes scale with them);
+* `quantized_matmul` on `QuantizedWeight` (W4/W8, group-wise scales and zero points);
+* `block_sparse_quantized_matmul` on `QuantBlockSparse` (GQSA W4 + block sparsity, P3);
+* `nm24_matmul` on `NM24` (2:4 with packed 2-bit indices, P7; memory-bound GEMV only);
+* `SparseDense` / `QuantDense` layers (`sparsejax.kernels.layers`).
+
+Backends: Triton on GPU, Mosaic on TPU, interpret mode on CPU (`sparsejax.kernels._util`).
+"""
 from sparsejax.kernels.block_sparse import (
     BlockSparse,
     block_sparse_matmul,
@@ -11,8 +18,28 @@ from sparsejax.kernels.block_sparse import (
     from_block_sparse,
     to_block_sparse,
 )
+from sparsejax.kernels.nm24 import NM24, from_nm24, nm24_matmul, nm24_matmul_reference, nm24_nbytes, to_nm24
+from sparsejax.kernels.quantized import (
+    QuantBlockSparse,
+    QuantizedWeight,
+    block_sparse_quantized_matmul,
+    block_sparse_quantized_matmul_reference,
+    dequantize_block_sparse,
+    dequantize_weight,
+    quantize_weight,
+    quantized_from_codes,
+    quantized_matmul,
+    quantized_matmul_reference,
+    quantized_nbytes,
+    to_quant_block_sparse,
+)
 
 __all__ = [
     "BlockSparse", "to_block_sparse", "from_block_sparse", "block_sparse_matmul", "block_sparse_matmul_reference",
     "block_sparse_nbytes", "check_block_sparse",
+    "QuantizedWeight", "quantize_weight", "quantized_from_codes", "dequantize_weight", "quantized_matmul",
+    "quantized_matmul_reference", "quantized_nbytes",
+    "QuantBlockSparse", "to_quant_block_sparse", "dequantize_block_sparse", "block_sparse_quantized_matmul",
+    "block_sparse_quantized_matmul_reference",
+    "NM24", "to_nm24", "from_nm24", "nm24_matmul", "nm24_matmul_reference", "nm24_nbytes",
 ]
