@@ -137,8 +137,12 @@ def quantize_weight(w, bits: int, g: int, *, scale_dtype=jnp.float16) -> Quantiz
     check_array("w", w, ndim=2, dtype_kind="f")
     check_finite_array("w", w)
     bits = _check_bits(bits)
-    scale, zero = minmax_params(w, bits, g)
-    return quantized_from_codes(quantize(w, scale, zero, bits, g), scale, zero, bits, g, scale_dtype=scale_dtype)
+    g = check_tile("g", g, minimum=1)
+    k, n = w.shape
+    wp = pad_axis(jnp.asarray(w, jnp.float32), 0, round_up(k, g))  # ragged K: zero rows, sliced off on use
+    scale, zero = minmax_params(wp, bits, g)
+    qw = quantized_from_codes(quantize(wp, scale, zero, bits, g), scale, zero, bits, g, scale_dtype=scale_dtype)
+    return dataclasses.replace(qw, shape=(int(k), int(n)))
 
 
 def dequantize_weight(qw: QuantizedWeight) -> jax.Array:
