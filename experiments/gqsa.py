@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from sparsejax.core.tree import path_str
-from sparsejax.kernels import QuantDense, quantized_nbytes
+from sparsejax.kernels import QuantDense, apply_with_layers
 from sparsejax.data import VOCAB, batch_indices, grammar_corpus, lm_windows
 from sparsejax.nn.transformer import DecoderLM, TransformerBlock
 from sparsejax.quant import (
@@ -128,21 +128,6 @@ def _pack_leaf(method, mask, weight, frozen, g):
         return group_dequantize(c), group_quant_nbytes(c)
     c = nm_compress(jnp.where(mask, weight, 0).astype(jnp.float16), 2, 4, axis=0)
     return nm_decompress(c).astype(jnp.float32), nm_nbytes(c, index_bits=2)
-
-
-def served_apply(model, params, tokens, layers):
-    """``model.apply`` with the Dense layers at the module paths in ``layers`` (``{path: (QuantDense,
-    variables)}``) computed by those layers instead (the kernel-served forward)."""
-    def intercept(next_fun, args, kwargs, context):
-        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
-            key = tuple(context.module.path)
-            if key in layers:
-                module, variables = layers[key]
-                return module.apply(variables, args[0])
-        return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(intercept):
-        return model.apply(params, tokens)
 
 
 def _served_layers(params, masks, frozen, g):
@@ -261,7 +246,7 @@ def run(config: dict, ctx) -> dict:
         row["ppl_final"] = ppl(stored)
         if method == "gqsa":  # the same model served by the Pallas W4 kernel through QuantDense
             layers, served_bytes = _served_layers(params, masks, frozen, g)
-            logits = jax.jit(lambda p, t: served_apply(model, p, t, layers))(params, test[:, :-1])
+            logits = jax.jit(lambda p, t: apply_with_layers(model, p, t, layers=layers))(params, test[:, :-1])
             row["ppl_served"] = float(jnp.exp(cross_entropy_loss(logits, test[:, 1:])))
             row["served_bits_per_weight"] = 8 * served_bytes / n_weights
             row["served_matches_reference"] = abs(row["ppl_served"] - row["ppl_final"]) <= 1e-3 * row["ppl_final"]

@@ -18,7 +18,7 @@ from sparsejax.kernels.block_sparse import (
     from_block_sparse,
     to_block_sparse,
 )
-from sparsejax.kernels.layers import QuantDense, SparseDense
+from sparsejax.kernels.layers import QuantDense, SparseDense, apply_with_layers
 from sparsejax.kernels.nm24 import NM24, from_nm24, nm24_matmul, nm24_matmul_reference, nm24_nbytes, to_nm24
 from sparsejax.kernels.quantized import (
     QuantBlockSparse,
@@ -42,6 +42,6 @@ __all__ = [
     "quantized_matmul_reference", "quantized_nbytes",
     "QuantBlockSparse", "to_quant_block_sparse", "dequantize_block_sparse", "block_sparse_quantized_matmul",
     "block_sparse_quantized_matmul_reference",
-    "SparseDense", "QuantDense",
+    "SparseDense", "QuantDense", "apply_with_layers",
     "NM24", "to_nm24", "from_nm24", "nm24_matmul", "nm24_matmul_reference", "nm24_nbytes",
 ]

@@ -10,7 +10,8 @@ live in the ``"compressed"`` collection, so optax never sees them. Build a layer
 (masked) flax ``Dense`` with ``from_dense``; it returns ``(module, variables)``.
 
 ``use_kernel=None`` runs the kernel on GPU/TPU and the plain-jnp reference on CPU; ``True`` forces the
-kernel (interpret mode on CPU), ``False`` the reference.
+kernel (interpret mode on CPU), ``False`` the reference. `apply_with_layers` runs an existing flax model
+with some of its ``Dense`` layers served by such layers (no model code changes).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from sparsejax.kernels.quantized import (
     to_quant_block_sparse,
 )
 
-__all__ = ["SparseDense", "QuantDense"]
+__all__ = ["SparseDense", "QuantDense", "apply_with_layers"]
 
 
 def _use_kernel(flag: bool | None) -> bool:
@@ -62,11 +63,18 @@ def _bias_out(y, bias):
     return y if bias is None else y + bias.astype(y.dtype)
 
 
-def _default_pattern(kb: int, nb: int, nnzb: int):
-    """Column-major first ``nnzb`` blocks (a valid pattern for ``init``; real ones come from ``from_dense``)."""
+def _default_pattern(kb: int, nb: int, nnzb: int, max_per_col: int):
+    """A valid pattern for ``init`` (real ones come from ``from_dense``): blocks dealt round-robin over
+    the column tiles, rows ascending within a tile."""
+    if not 0 <= nnzb <= kb * nb:
+        raise ValueError(f"nnzb must be in [0, {kb * nb}] for a {kb} x {nb} block grid, got {nnzb}")
     idx = np.arange(nnzb)
-    counts = np.bincount(idx // kb, minlength=nb)
-    return (idx % kb).astype(np.int32), np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    cols, rows = idx % nb, idx // nb
+    counts = np.bincount(cols, minlength=nb)
+    if counts.max(initial=0) > max_per_col:
+        raise ValueError(f"max_blocks_per_col={max_per_col} is below ceil(nnzb / column tiles) = {counts.max()}")
+    order = np.lexsort((rows, cols))
+    return rows[order].astype(np.int32), np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
 
 
 class SparseDense(nn.Module):
@@ -84,7 +92,7 @@ class SparseDense(nn.Module):
     def weight(self) -> BlockSparse:
         bk, bn = self.block_shape
         kb, nb = -(-self.in_features // bk), -(-self.features // bn)
-        rows0, ptr0 = _default_pattern(kb, nb, self.nnzb)
+        rows0, ptr0 = _default_pattern(kb, nb, self.nnzb, self.max_blocks_per_col)
         values = self.param("values", nn.initializers.lecun_normal(in_axis=1, out_axis=2, batch_axis=(0,)),
                             (self.nnzb, bk, bn), self.param_dtype)
         rows = self.variable("compressed", "block_rows", lambda: jnp.asarray(rows0)).value
@@ -145,7 +153,7 @@ class QuantDense(nn.Module):
             return QuantizedWeight(packed, scales, zeros, self.bits, self.g, shape)
         bk, bn = self.block_shape
         kb, nb = -(-self.in_features // bk), -(-self.features // bn)
-        rows0, ptr0 = _default_pattern(kb, nb, self.nnzb)
+        rows0, ptr0 = _default_pattern(kb, nb, self.nnzb, self.max_blocks_per_col)
         scales = self.param("scales", nn.initializers.ones, (self.nnzb, bn), self.scale_dtype)
         packed = self.variable("compressed", "packed",
                                lambda: jnp.zeros((self.nnzb, bk, bn // (8 // self.bits)), jnp.uint8)).value
@@ -210,3 +218,29 @@ class QuantDense(nn.Module):
         q = to_quant_block_sparse(kernel, block_shape, bits, mask, scale_dtype=scale_dtype)
         return cls._wrap(q, bias, use_kernel, layout="block", block_shape=tuple(q.block_shape), nnzb=q.nnzb,
                          max_blocks_per_col=q.max_blocks_per_col)
+
+
+def apply_with_layers(model: nn.Module, variables, *args, layers: dict, **kwargs):
+    """``model.apply(variables, *args)`` with every ``nn.Dense`` whose module path (tuple of names,
+    e.g. ``("block_0", "mlp", "dense_0")``) is a key of ``layers`` computed by ``layers[path] =
+    (module, module_variables)`` instead (e.g. a `SparseDense` or `QuantDense` from ``from_dense``).
+    Raises ``ValueError`` if some path of ``layers`` is never called."""
+    if not isinstance(layers, dict):
+        raise TypeError(f"layers must be a dict {{path tuple: (module, variables)}}, got {type(layers).__name__}")
+    used = set()
+
+    def intercept(next_fun, a, kw, context):
+        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+            key = tuple(context.module.path)
+            if key in layers:
+                used.add(key)
+                module, module_vars = layers[key]
+                return module.apply(module_vars, a[0])
+        return next_fun(*a, **kw)
+
+    with nn.intercept_methods(intercept):
+        out = model.apply(variables, *args, **kwargs)
+    missing = set(layers) - used
+    if missing:
+        raise ValueError(f"layers has paths that the model never calls as nn.Dense: {sorted(missing)}")
+    return out
