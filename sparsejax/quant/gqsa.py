@@ -204,14 +204,16 @@ def gqsa_pack(codes: jax.Array, scale: jax.Array, zero: jax.Array, mask: jax.Arr
               scale_dtype=jnp.float16) -> GQSAWeight:
     """Pack one layer's frozen codes ``(K, N)``, group parameters ``(G, N)`` and group mask (host side).
 
-    Codes must lie in ``[0, 2**bits)`` and zero points be integers in that range; ``mask`` must be a
-    group mask of ``g`` rows (whole groups kept or pruned). Anything else raises (nothing is clipped)."""
+    Codes must lie in ``[0, 2**bits)`` (else ``ValueError``, nothing is masked) and ``mask`` must be a
+    group mask of ``g`` rows (whole groups kept or pruned). Zero points are the trained, continuous
+    parameters of `frozen_weights`; they are stored as ``clip(round(zero), 0, 2**bits - 1)``, exactly
+    the value `frozen_weights` uses, so the packed weight equals the trained one."""
     from sparsejax.quant.group_quant import _check, _check_params
 
     check_array("codes", codes, ndim=2, dtype_kind="iu")
     _check(codes, bits, g)
     k, n = codes.shape
-    _check_params((k, n), scale, zero, bits, g, zero_integer=True)
+    _check_params((k, n), scale, zero, bits, g)
     check_array("mask", mask, shape=(k, n))
     check_index_range("codes", codes, 2**bits)
     if not jnp.issubdtype(scale_dtype, jnp.floating):
@@ -223,7 +225,7 @@ def gqsa_pack(codes: jax.Array, scale: jax.Array, zero: jax.Array, mask: jax.Arr
     safe = jnp.asarray(np.where(idx >= 0, idx, 0))
     grouped = jnp.asarray(codes).reshape(k // g, g, n)
     kept = jnp.take_along_axis(grouped, safe[:, None, :], axis=0)  # (slots, g, n)
-    zeros = jnp.round(jnp.take_along_axis(jnp.asarray(zero), safe, 0))
+    zeros = jnp.clip(jnp.round(jnp.take_along_axis(jnp.asarray(zero), safe, 0)), 0, 2**bits - 1)
     scales = jnp.where(valid, jnp.take_along_axis(jnp.asarray(scale), safe, 0), 0.0)  # padded slots -> 0
     return GQSAWeight(pack_codes(kept.astype(jnp.uint8), bits, axis=1), scales.astype(scale_dtype),
                       zeros.astype(jnp.uint8), safe.astype(index_dtype(k // g)), bits, g, (k, n))
