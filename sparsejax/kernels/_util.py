@@ -110,14 +110,6 @@ def check_activations(x, k: int, name: str = "x") -> jax.Array:
     return x
 
 
-def inference_only(name: str):
-    """A ``custom_vjp`` backward that refuses: the kernel serves frozen integer codes."""
-    def bwd(*_):
-        raise NotImplementedError(f"{name} is inference only: its weights are frozen integer codes; "
-                                  "differentiate the reference path (dequantized weights) instead")
-    return bwd
-
-
 def export_text(fn, *args, platform: str) -> str:
     """StableHLO text of ``jax.export(jax.jit(fn), platforms=[platform])`` on abstract ``args``.
 
