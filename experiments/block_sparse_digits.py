@@ -149,7 +149,12 @@ def summarize(results: dict) -> str:
         parts.append(f"s={s}: block-magnitude {bm[0]:.3f} ± {bm[1]:.3f} vs random blocks {br[0]:.3f} ± {br[1]:.3f}")
     parts.append(("served through SparseDense (Pallas block-sparse kernel, interpret mode): identical predictions"
                   if m["served_identical"] else "served through SparseDense: predictions DIFFER")
-                 + f", max |Δlogit| {m['served_max_abs_logit_diff']:.1e}")
+                 + f", max abs logit difference {m['served_max_abs_logit_diff']:.1e}")
+    first = next(iter(m["by_sparsity"].values()))["block_magnitude"][0]
+    near_dense = first >= d[0] - 0.02
+    beats_random = [s for s, t in m["by_sparsity"].items() if t["block_magnitude"][0] > t["block_random"][0]]
+    parts.append(f"block-magnitude within 2 points of dense at the lowest sparsity: {'yes' if near_dense else 'no'}, "
+                 f"beats random blocks at s in {beats_random or 'none'} of {list(m['by_sparsity'])}")
     parts.append("claim held" if m["claim_held"] else "did not hold")
     return "; ".join(parts)
 

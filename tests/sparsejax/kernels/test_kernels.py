@@ -31,7 +31,7 @@ from sparsejax.kernels import (
 from sparsejax.kernels._util import TPU_CUSTOM_CALL, TRITON_CUSTOM_CALL, default_block_m, export_text
 from sparsejax.structured import block_mask, nm_mask
 
-TOL = {jnp.float32: 2e-4, jnp.bfloat16: 3e-2}
+TOL = {jnp.float32: 2e-4, jnp.bfloat16: 3e-2, jnp.float16: 4e-3}
 
 
 def _rand(seed, shape, dtype=np.float32):
@@ -47,7 +47,7 @@ def _close(a, b, dtype):
 # ------------------------------------------------------------------------------------- block sparse
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(kb=st.integers(1, 4), nb=st.integers(1, 3), block=st.sampled_from([(16, 16), (32, 16), (16, 32)]),
        sparsity=st.sampled_from([0.0, 0.3, 0.5, 0.9, 1.0]), m=st.sampled_from([1, 5, 17]),
        ragged=st.sampled_from([(0, 0), (3, 5)]), backend=st.sampled_from(["triton", "tpu"]),
@@ -120,8 +120,7 @@ def test_block_sparse_gradients_match_reference():
 
 
 @pytest.mark.parametrize("bits", [4, 8])
-@pytest.mark.parametrize("backend, dtype", [("triton", jnp.float32), ("triton", jnp.bfloat16),
-                                            ("tpu", jnp.float32)])
+@pytest.mark.parametrize("backend, dtype", [("triton", jnp.bfloat16), ("triton", jnp.float16), ("tpu", jnp.float32)])
 def test_quantized_matmul_matches_reference(bits, backend, dtype):
     w = _rand(6, (90, 40))  # ragged: K padded to g * codes-per-byte, N to 16
     qw = quantize_weight(w, bits, 16)

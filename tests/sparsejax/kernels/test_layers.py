@@ -33,15 +33,15 @@ def test_sparse_dense_from_dense_matches_masked_dense(use_kernel):
     assert set(variables) == {"params", "compressed"} and set(variables["params"]) == {"values", "bias"}
     assert variables["params"]["values"].shape == (6, 16, 16)
     # the block values are trainable params: the gradient reaches only kept blocks
-    g = jax.grad(lambda v: jnp.sum(module.apply({**variables, "params": {**variables["params"], "values": v}}, x)))(
-        variables["params"]["values"])
+    g = jax.jit(jax.grad(lambda v: jnp.sum(module.apply(
+        {**variables, "params": {**variables["params"], "values": v}}, x))))(variables["params"]["values"])
     assert g.shape == (6, 16, 16) and bool(jnp.all(jnp.isfinite(g)))
 
 
 def test_sparse_dense_init_gives_a_valid_layer():
     module = SparseDense(40, 24, (16, 16), nnzb=3, max_blocks_per_col=2)
-    variables = module.init(jax.random.PRNGKey(0), jnp.ones((2, 40)))
-    assert module.apply(variables, jnp.ones((2, 40))).shape == (2, 24)
+    variables = jax.jit(module.init)(jax.random.PRNGKey(0), jnp.ones((2, 40)))
+    assert jax.jit(module.apply)(variables, jnp.ones((2, 40))).shape == (2, 24)
 
 
 @pytest.mark.parametrize("bits", [4, 8])
