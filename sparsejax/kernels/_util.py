@@ -74,6 +74,20 @@ def default_block_m(m: int) -> int:
     return int(min(128, max(MIN_TILE, 1 << max(0, int(m - 1).bit_length()))))
 
 
+def check_compiled_tiles(backend: str, interpret: bool, **tiles: int) -> None:
+    """Tile constraints of the compiled backends (interpret mode takes any size): Triton's ``tl.dot``
+    needs every MMA dimension >= 16; Mosaic TPU needs the lane (last) dimensions to be multiples of 128.
+    ``tiles`` maps a name to a size; names ending in ``_lane`` are TPU lane dimensions."""
+    if interpret:
+        return
+    for name, size in tiles.items():
+        label = name.removesuffix("_lane")
+        if backend == "triton" and size < MIN_TILE:
+            raise ValueError(f"{label}={size}: the Triton kernel needs MMA tiles >= {MIN_TILE}")
+        if backend == "tpu" and name.endswith("_lane") and size % 128:
+            raise ValueError(f"{label}={size}: the TPU kernel needs lane tiles that are multiples of 128")
+
+
 def pick_block_m(m: int, block_m: int | None) -> int:
     return default_block_m(m) if block_m is None else check_tile("block_m", block_m)
 

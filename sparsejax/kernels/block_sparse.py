@@ -39,6 +39,7 @@ from jax.experimental import pallas as pl
 from sparsejax.core.validation import check_array, check_finite_array, check_index_range, is_traced
 from sparsejax.kernels._util import (
     check_activations,
+    check_compiled_tiles,
     check_tile,
     compiler_params,
     pad_axis,
@@ -319,7 +320,10 @@ def _meta(x2, bs, block_m, backend, interpret):
     backend = resolve_backend(backend)
     bm = pick_block_m(x2.shape[0], block_m)
     steps = max(1, bs.max_blocks_per_col)
-    return (tuple(bs.block_shape), tuple(bs.grid_shape), steps, bm, backend, resolve_interpret(interpret))
+    interpret = resolve_interpret(interpret)
+    bk, bn = bs.block_shape
+    check_compiled_tiles(backend, interpret, bk_lane=bk, bn_lane=bn)
+    return (tuple(bs.block_shape), tuple(bs.grid_shape), steps, bm, backend, interpret)
 
 
 def block_sparse_matmul(x: jax.Array, bs: BlockSparse, *, block_m: int | None = None,

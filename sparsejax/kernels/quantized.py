@@ -42,6 +42,7 @@ from jax.experimental import pallas as pl
 from sparsejax.core.validation import check_array, check_finite_array, check_index_range, check_int, is_traced
 from sparsejax.kernels._util import (
     check_activations,
+    check_compiled_tiles,
     check_tile,
     compiler_params,
     largest_tile,
@@ -301,7 +302,9 @@ def quantized_matmul(x, qw: QuantizedWeight, *, block_m: int | None = None, bloc
         raise ValueError(f"block_n={bn} must divide the padded N={np_}")
     if qw.g < 16:
         raise ValueError(f"the quantized kernel needs a group size g >= 16 (one MMA per group), got g={qw.g}")
-    meta = (qw.bits, qw.g, tuple(qw.shape), bm, bn, backend, resolve_interpret(interpret))
+    interpret = resolve_interpret(interpret)
+    check_compiled_tiles(backend, interpret, g_lane=qw.g, block_n_lane=bn)
+    meta = (qw.bits, qw.g, tuple(qw.shape), bm, bn, backend, interpret)
     y = _qmm(x2, qw.packed, qw.scales, qw.zeros, meta)
     return y.reshape(*x.shape[:-1], qw.shape[1])
 
@@ -552,8 +555,10 @@ def block_sparse_quantized_matmul(x, q: QuantBlockSparse, *, block_m: int | None
     check_activations(x, q.shape[0])
     x2 = x.reshape(-1, x.shape[-1])
     bm = pick_block_m(x2.shape[0], block_m)
-    meta = (q.bits, tuple(q.block_shape), tuple(q.grid_shape), max(1, q.max_blocks_per_col), bm,
-            resolve_backend(backend), resolve_interpret(interpret))
+    backend, interpret = resolve_backend(backend), resolve_interpret(interpret)
+    bk, bn = q.block_shape
+    check_compiled_tiles(backend, interpret, bk_lane=bk, bn_over_codes_per_byte_lane=bn // (8 // q.bits))
+    meta = (q.bits, tuple(q.block_shape), tuple(q.grid_shape), max(1, q.max_blocks_per_col), bm, backend, interpret)
     out_shape = (*x.shape[:-1], q.shape[1])
     arrays = (q.packed, q.scales, q.zeros, q.block_rows, q.block_ptr)
     if q.nnzb == 0:
