@@ -138,10 +138,12 @@ def _served_layers(params, masks, frozen, g):
             continue
         f = _get(frozen, path)
         dense_params = _get(params, path[:-1])
-        module, variables = QuantDense.from_codes(f["codes"], f["scale"], jnp.clip(jnp.round(f["zero"]), 0, 15), 4, g, mask=m,
+        zero = jnp.clip(jnp.round(f["zero"]), 0, 15)
+        module, variables = QuantDense.from_codes(f["codes"], f["scale"], zero, 4, g, mask=m,
                                                   bias=dense_params.get("bias"), use_kernel=True)
         layers[tuple(k.key for k in path[1:-1])] = (module, variables)
-        nbytes += sum(int(v.nbytes) for v in jax.tree_util.tree_leaves(variables) if v is not dense_params.get("bias"))
+        stored = (variables["compressed"], variables["params"]["scales"])  # codes, zero points, scales
+        nbytes += sum(int(v.nbytes) for v in jax.tree_util.tree_leaves(stored))
     return layers, nbytes
 
 

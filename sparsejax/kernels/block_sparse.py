@@ -48,7 +48,6 @@ from sparsejax.kernels._util import (
     resolve_interpret,
     round_up,
 )
-from sparsejax.structured.block import _check_blocks, is_block_sparse
 
 __all__ = ["BlockSparse", "to_block_sparse", "from_block_sparse", "block_sparse_matmul",
            "block_sparse_matmul_reference", "block_sparse_nbytes", "check_block_sparse"]

@@ -12,7 +12,6 @@ from sparsejax.kernels import (
     apply_with_layers,
     dequantize_weight,
     quantize_weight,
-    to_block_sparse,
 )
 from sparsejax.structured import block_mask
 
@@ -20,7 +19,8 @@ from sparsejax.structured import block_mask
 def _dense(seed, k, n):
     rng = np.random.default_rng(seed)
     return {"kernel": jnp.asarray(rng.standard_normal((k, n)), jnp.float32),
-            "bias": jnp.asarray(rng.standard_normal(n), jnp.float32)}, jnp.asarray(rng.standard_normal((5, k)), jnp.float32)
+            "bias": jnp.asarray(rng.standard_normal(n), jnp.float32)}, \
+        jnp.asarray(rng.standard_normal((5, k)), jnp.float32)
 
 
 @pytest.mark.parametrize("use_kernel", [True, False])
