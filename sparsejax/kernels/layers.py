@@ -175,7 +175,19 @@ class QuantDense(nn.Module):
         return _bias_out(fn(x, w), bias)
 
     @classmethod
+    def from_format(cls, w, *, bias=None, use_kernel: bool | None = None):
+        """``(module, variables)`` serving an existing `QuantizedWeight` or `QuantBlockSparse`."""
+        if isinstance(w, QuantizedWeight):
+            return cls._wrap(w, bias, use_kernel, layout="dense", g=w.g, padded_shape=w.padded_shape)
+        if isinstance(w, QuantBlockSparse):
+            return cls._wrap(w, bias, use_kernel, layout="block", block_shape=tuple(w.block_shape), nnzb=w.nnzb,
+                             max_blocks_per_col=w.max_blocks_per_col)
+        raise TypeError(f"w must be a QuantizedWeight or a QuantBlockSparse, got {type(w).__name__}")
+
+    @classmethod
     def _wrap(cls, w, bias, use_kernel, **fields):
+        if bias is not None:
+            check_array("bias", bias, shape=(w.shape[1],), dtype_kind="f")
         module = cls(int(w.shape[0]), int(w.shape[1]), w.bits, use_bias=bias is not None, use_kernel=use_kernel,
                      scale_dtype=w.scales.dtype, **fields)
         p = {"scales": w.scales}
@@ -197,7 +209,7 @@ class QuantDense(nn.Module):
             z_full = np.repeat(np.round(np.asarray(zero)), g, axis=0).astype(np.asarray(codes).dtype)
             codes = np.where(np.asarray(mask), np.asarray(codes), z_full)
         w = quantized_from_codes(codes, scale, zero, bits, g, scale_dtype=scale_dtype)
-        return cls._wrap(w, bias, use_kernel, layout="dense", g=g, padded_shape=w.padded_shape)
+        return cls.from_format(w, bias=bias, use_kernel=use_kernel)
 
     @classmethod
     def from_dense(cls, params, bits: int, *, g: int = 128, mask=None, block_shape: tuple[int, int] | None = None,
@@ -216,8 +228,7 @@ class QuantDense(nn.Module):
             return cls.from_codes(quantize(w, scale, zero, bits, g), scale, zero, bits, g, bias=bias,
                                   use_kernel=use_kernel, scale_dtype=scale_dtype)
         q = to_quant_block_sparse(kernel, block_shape, bits, mask, scale_dtype=scale_dtype)
-        return cls._wrap(q, bias, use_kernel, layout="block", block_shape=tuple(q.block_shape), nnzb=q.nnzb,
-                         max_blocks_per_col=q.max_blocks_per_col)
+        return cls.from_format(q, bias=bias, use_kernel=use_kernel)
 
 
 def apply_with_layers(model: nn.Module, variables, *args, layers: dict, **kwargs):
