@@ -1,13 +1,24 @@
-"""Benchmark: Pallas sparse kernels (N:M, group-sparse, GQSA 4-bit) vs their jnp references vs dense jnp.dot.
+"""Benchmark: the Pallas sparse / quantized kernels against dense bf16 ``jnp.dot``.
 
-Times ``y = x @ W`` at transformer-like shapes ``(tokens, K, N)`` for three compressed formats of
-``W``: 2:4 (``sparsejax.kernels.nm_matmul``), 50% group sparsity with ``g = 16``
-(``group_sparse_matmul``, P28) and GQSA W4 + 50% group sparsity (``group_sparse_dequant_matmul``, P3).
-Each is compared with its plain-jnp reference (decompress + ``jnp.dot``) and with a dense ``jnp.dot``
-on the uncompressed weight; ratios are ``time / dense time``. Pallas kernels only compile on a GPU
-(Triton) or TPU: on CPU the kernel column is skipped at the benchmark shapes (and said so in the
-results), and, when ``interpret_shapes`` is non-empty, the kernels are timed in interpret mode on
-those tiny shapes, labelled ``interpret`` (a correctness path, not a performance number).
+Formats (``y = x @ W``, ``W`` is ``K x N``): block-sparse bf16 at 50/75/90% block sparsity
+(`block_sparse_matmul`, blocks ``block``), W4 and W8 with groups of ``group_size`` rows
+(`quantized_matmul`), W4 + 50% block sparsity (`block_sparse_quantized_matmul`, GQSA W4S50 with
+column-tile-shared groups, P3) and 2:4 with packed 2-bit indices (`nm24_matmul`, P7).
+
+Roofline table (every preset, no GPU needed): for each format and ``M`` the counted HBM bytes
+(the exact stored bytes of the format, ``x`` read and ``y`` written once) and MMA FLOPs (the
+kernel's real MMA count: kept blocks only for block sparsity, dense for W4/W8 and 2:4 since Pallas
+has no sparse tensor cores, ``M`` padded to the 16-row tile), and the predicted time
+``max(bytes / HBM, FLOPs / peak)`` on an H100 (3.35 TB/s) and an H200 (4.8 TB/s), both 990 TFLOP/s
+dense bf16, as a speedup over dense bf16 (which moves the dense weight and does 2·M·K·N FLOPs).
+The model ignores dequantization and select work, launch overhead and caches: it is an upper bound
+for memory-bound shapes and a rough guide elsewhere.
+
+Timings: on CPU the jnp reference of each format and dense ``jnp.dot`` are timed at the shapes of
+``cpu_time_ms`` (the kernels cannot compile on CPU; a tiny interpret-mode run checks each kernel
+against its reference). Preset ``gpu`` times kernel vs reference vs dense on the GPU, in one
+process, as ratios, median of ``repeats`` runs after a warm-up (``time_per_call``). GPU ratios have
+not been measured yet: this project has had no GPU so far.
 """
 from __future__ import annotations
 
@@ -16,101 +27,189 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.kernels import (
-    group_sparse_dequant_matmul,
-    group_sparse_dequant_matmul_reference,
-    group_sparse_matmul,
-    group_sparse_matmul_reference,
-    nm_matmul,
-    nm_matmul_reference,
+    block_sparse_matmul,
+    block_sparse_matmul_reference,
+    block_sparse_nbytes,
+    block_sparse_quantized_matmul,
+    block_sparse_quantized_matmul_reference,
+    nm24_matmul,
+    nm24_matmul_reference,
+    nm24_nbytes,
+    quantize_weight,
+    quantized_matmul,
+    quantized_matmul_reference,
+    quantized_nbytes,
+    to_block_sparse,
+    to_nm24,
+    to_quant_block_sparse,
 )
-from sparsejax.quant import freeze_codes, gqsa_init, gqsa_masks, gqsa_pack
-from sparsejax.structured import group_compress, group_mask, nm_compress
+from sparsejax.kernels._util import MIN_TILE, round_up
+from sparsejax.structured import block_mask, nm_mask
 from sparsejax.timing import time_per_call
 
+PAPERS = ("P3", "P7", "P28")
+CLAIM = ("Sparse / quantized kernels beat dense: GQSA W4S50 gives real LLM inference speedups; 2:4 and "
+         "block sparsity run faster than dense on GPUs")
+
+HARDWARE = {"H100": {"hbm_bytes_per_s": 3.35e12, "bf16_flops": 990e12},
+            "H200": {"hbm_bytes_per_s": 4.8e12, "bf16_flops": 990e12}}
+FORMATS = ("bsr50", "bsr75", "bsr90", "w4", "w8", "w4_bsr50", "nm24")
+GOALS = {("bsr90", 4096): 5.0, ("bsr75", 4096): 2.5, ("w4", 1): 3.0, ("nm24", 1): 1.4}
+
 PRESETS = {
-    "smoke": {"shapes": [[64, 512, 512], [64, 1024, 1024]], "interpret_shapes": [[16, 64, 32]], "repeats": 5,
-              "group_size": 16, "block_m": 64, "block_n": 64, "block_groups": 16},
-    "full": {"shapes": [[16, 4096, 4096], [128, 4096, 4096], [512, 4096, 11008], [2048, 4096, 4096]],
-             "interpret_shapes": [[16, 64, 32]], "repeats": 20, "group_size": 16, "block_m": 64, "block_n": 64,
-             "block_groups": 16},
+    "smoke": {"ms": [1, 16, 256, 4096], "k": 4096, "n": 4096, "block": [64, 64], "group_size": 128,
+              "cpu_time_ms": [1, 16], "repeats": 3, "check_shape": [16, 256, 128], "time_gpu": False},
+    "full": {"ms": [1, 16, 256, 4096], "k": 4096, "n": 4096, "block": [64, 64], "group_size": 128,
+             "cpu_time_ms": [1, 16, 256], "repeats": 5, "check_shape": [16, 256, 128], "time_gpu": False},
+    "gpu": {"ms": [1, 16, 256, 4096], "k": 4096, "n": 4096, "block": [64, 64], "group_size": 128,
+            "cpu_time_ms": [], "repeats": 20, "check_shape": [16, 256, 128], "time_gpu": True},
 }
 
 
-def _operands(key, k, n, g):
-    """Dense ``W`` and its three compressed formats (the dense timing uses the pruned ``W``)."""
-    w = jax.random.normal(key, (k, n), jnp.float32) / np.sqrt(k)
-    nm = nm_compress(w, 2, 4, axis=0)
-    gmask = group_mask(w, g, 0.5, axis=0, balanced=True)
-    grp = group_compress(w, g, gmask)
-    params = {"w": w}
-    masks = gqsa_masks(params, g, 0.5, predicate=lambda p, leaf: True)
-    frozen = freeze_codes(gqsa_init(params, masks, 4, g), masks, 4, g)["w"]
-    q = gqsa_pack(frozen["codes"], frozen["scale"], frozen["zero"], masks["w"], 4, g)
-    return w, {
-        "nm24": ((nm.values, nm.indices), {"n": 2, "m": 4}, nm_matmul, nm_matmul_reference),
-        "group_s50": ((grp.values, grp.group_idx), {}, group_sparse_matmul, group_sparse_matmul_reference),
-        "gqsa_w4s50": ((q.packed, q.scales, q.zeros, q.group_idx), {"bits": 4}, group_sparse_dequant_matmul,
-                       group_sparse_dequant_matmul_reference),
-    }
+def make_formats(w: np.ndarray, block, g: int, dtype=jnp.bfloat16) -> dict:
+    """Every benchmarked format of ``w``: ``{name: (compressed, kernel, reference, nbytes)}``."""
+    block = tuple(block)
+    out = {}
+    for s in (50, 75, 90):
+        bs = to_block_sparse(w, block, block_mask(w, block, s / 100), dtype=dtype)
+        out[f"bsr{s}"] = (bs, block_sparse_matmul, block_sparse_matmul_reference, block_sparse_nbytes(bs))
+    for bits in (4, 8):
+        qw = quantize_weight(w, bits, g)
+        out[f"w{bits}"] = (qw, quantized_matmul, quantized_matmul_reference, quantized_nbytes(qw))
+    q = to_quant_block_sparse(w, block, 4, block_mask(w, block, 0.5))
+    out["w4_bsr50"] = (q, block_sparse_quantized_matmul, block_sparse_quantized_matmul_reference, quantized_nbytes(q))
+    c = to_nm24(w * np.asarray(nm_mask(jnp.asarray(w), 2, 4, axis=0)), dtype=dtype)
+    out["nm24"] = (c, nm24_matmul, nm24_matmul_reference, nm24_nbytes(c))
+    return out
 
 
-def _bench_shape(shape, config, *, kernels: bool, interpret: bool, key):
-    m, k, n = shape
-    x = jax.random.normal(key, (m, k), jnp.float32)
-    w, ops = _operands(jax.random.fold_in(key, 1), k, n, config["group_size"])
-    dense_t = time_per_call(jax.jit(jnp.dot), x, w, repeats=config["repeats"])
+def kernel_flops(name: str, fmt, m: int, k: int, n: int) -> float:
+    """MMA FLOPs the kernel issues (``M`` padded to the 16-row tile)."""
+    mp = round_up(m, MIN_TILE)
+    if name.startswith("bsr") or name == "w4_bsr50":
+        bk, bn = fmt.block_shape
+        return 2.0 * mp * fmt.nnzb * bk * bn
+    return 2.0 * mp * k * n  # W4/W8 dequantize to a dense tile; 2:4 has no sparse tensor cores in Pallas
+
+
+def roofline(m: int, k: int, n: int, nbytes: float, flops: float, hw: dict) -> float:
+    """Predicted seconds: ``max(bytes / HBM, FLOPs / peak)`` with ``x`` (bf16) read and ``y`` written once."""
+    total = nbytes + 2.0 * m * k + 2.0 * m * n
+    return max(total / hw["hbm_bytes_per_s"], flops / hw["bf16_flops"])
+
+
+def roofline_rows(formats: dict, ms, k: int, n: int) -> list[dict]:
     rows = []
-    for name, (arrays, static, kernel, reference) in ops.items():
-        ref_fn = jax.jit(lambda x, *a, _r=reference, _s=static: _r(x, *a, **_s))
-        ref_t = time_per_call(ref_fn, x, *arrays, repeats=config["repeats"])
-        row = {"shape": list(shape), "format": name, "mode": "interpret" if interpret else ("compiled" if kernels else "no-kernel"),
-               "dense_s": dense_t, "reference_s": ref_t, "reference_over_dense": ref_t / dense_t,
-               "kernel_s": None, "kernel_over_dense": None, "kernel_over_reference": None}
-        if kernels:
-            groups = k // 4 if name == "nm24" else k // config["group_size"]
-            kb = {"block_m": min(config["block_m"], m), "block_n": min(config["block_n"], n),
-                  "block_groups": min(config["block_groups"], groups)}
-            ker_fn = lambda x, *a, _k=kernel, _s=static, _b=kb: _k(x, *a, **_s, **_b, interpret=interpret)  # noqa
-            ker_t = time_per_call(ker_fn, x, *arrays, repeats=config["repeats"] if not interpret else 1)
-            row.update(kernel_s=ker_t, kernel_over_dense=ker_t / dense_t, kernel_over_reference=ker_t / ref_t)
-        rows.append(row)
+    dense_bytes = 2.0 * k * n
+    for m in ms:
+        dense = {h: roofline(m, k, n, dense_bytes, 2.0 * m * k * n, hw) for h, hw in HARDWARE.items()}
+        for name, (fmt, *_, nbytes) in formats.items():
+            flops = kernel_flops(name, fmt, m, k, n)
+            row = {"format": name, "m": m, "k": k, "n": n, "weight_bytes": int(nbytes),
+                   "bytes_vs_dense": nbytes / dense_bytes, "mma_flops": flops,
+                   "flops_vs_dense": flops / (2.0 * m * k * n)}
+            for h, hw in HARDWARE.items():
+                row[f"predicted_speedup_{h}"] = dense[h] / roofline(m, k, n, nbytes, flops, hw)
+            goal = GOALS.get((name, m))
+            row["goal"] = goal
+            rows.append(row)
     return rows
 
 
+def check_kernels(shape, block, g) -> dict:
+    """Tiny interpret-mode run of every kernel against its reference (max abs error, f32)."""
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    x = jnp.asarray(rng.standard_normal((m, k)), jnp.float32)
+    errs = {}
+    for name, (fmt, kern, ref, _) in make_formats(w, (min(block[0], 32), min(block[1], 32)), min(g, 32),
+                                                  dtype=jnp.float32).items():
+        errs[name] = float(jnp.max(jnp.abs(kern(x, fmt, interpret=True) - ref(x, fmt))))
+    return errs
+
+
 def run(config: dict, ctx) -> dict:
-    """Time every format at every shape; kernels compiled only off-CPU."""
+    """Roofline table for every format and M; CPU reference timings; GPU ratios with preset ``gpu``."""
+    k, n, block, g = config["k"], config["n"], tuple(config["block"]), config["group_size"]
     backend = jax.default_backend()
-    on_cpu = backend == "cpu"
-    note = ("CPU backend: Pallas kernels need a GPU/TPU to compile, so at the benchmark shapes only the jnp "
-            "references and dense jnp.dot are timed; kernel rows marked 'interpret' are interpret-mode runs on "
-            "tiny shapes (correctness path, not performance)") if on_cpu else f"{backend}: kernels compiled"
-    ctx.log(note)
-    key = jax.random.PRNGKey(ctx.seed)
-    rows = []
-    items = [(s, False) for s in config["shapes"]] + ([(s, True) for s in config["interpret_shapes"]] if on_cpu else [])
-    for i, (shape, interp) in enumerate(ctx.progress(items, desc="bench shapes")):
-        rows += _bench_shape(shape, config, kernels=(not on_cpu) or interp, interpret=interp,
-                             key=jax.random.fold_in(key, i))
+    if config["time_gpu"] and backend == "cpu":
+        raise ValueError("preset 'gpu' needs a GPU (jax.default_backend() is 'cpu'); use 'smoke' on CPU")
+    rng = np.random.default_rng(ctx.seed)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    formats = make_formats(w, block, g)
+    rows = roofline_rows(formats, config["ms"], k, n)
+    ctx.log("format    M      bytes/dense  flops/dense  pred. H100  pred. H200  goal")
     for r in rows:
-        ctx.log(f'{r["mode"]:10s} {str(r["shape"]):20s} {r["format"]:11s} dense {r["dense_s"] * 1e3:8.3f} ms  '
-                f'ref/dense {r["reference_over_dense"]:6.2f}  kernel/dense '
-                f'{"-" if r["kernel_over_dense"] is None else round(r["kernel_over_dense"], 2)}')
-    ctx.save_figure(plot(rows), "ratios.png")
-    return {"backend": backend, "device": str(jax.devices()[0]), "note": note, "rows": rows}
+        ctx.log(f"{r['format']:9s} {r['m']:5d}  {r['bytes_vs_dense']:10.3f}  {r['flops_vs_dense']:10.3f}  "
+                f"{r['predicted_speedup_H100']:9.2f}x  {r['predicted_speedup_H200']:9.2f}x  "
+                f"{'' if r['goal'] is None else '>= %.1fx' % r['goal']}")
+    timings = []
+    time_ms = config["ms"] if config["time_gpu"] else config["cpu_time_ms"]
+    for m in ctx.progress(time_ms, desc="timing"):
+        x = jnp.asarray(rng.standard_normal((m, k)), jnp.bfloat16)
+        wd = jnp.asarray(w, jnp.bfloat16)
+        dense_s = time_per_call(jax.jit(lambda x, w: jnp.dot(x, w, preferred_element_type=jnp.float32)
+                                        .astype(x.dtype)), x, wd, repeats=config["repeats"])
+        for name, (fmt, kern, ref, _) in formats.items():
+            ref_s = time_per_call(jax.jit(ref), x, fmt, repeats=config["repeats"])
+            t = {"format": name, "m": m, "backend": backend, "dense_s": dense_s, "reference_s": ref_s,
+                 "reference_over_dense": ref_s / dense_s, "kernel_s": None, "dense_over_kernel": None}
+            if config["time_gpu"]:
+                t["kernel_s"] = time_per_call(jax.jit(lambda x, f: kern(x, f, interpret=False)), x, fmt,
+                                              repeats=config["repeats"])
+                t["dense_over_kernel"] = dense_s / t["kernel_s"]
+            timings.append(t)
+            ctx.log(f"{backend} M={m:5d} {name:9s} dense {dense_s * 1e3:8.3f} ms  reference/dense "
+                    f"{t['reference_over_dense']:6.2f}" + ("" if t["kernel_s"] is None else
+                                                          f"  speedup {t['dense_over_kernel']:5.2f}x"))
+    errs = check_kernels(config["check_shape"], block, g)
+    ctx.log(f"interpret-mode kernel vs reference max |err|: {errs}")
+    ctx.save_figure(plot(rows), "roofline.png")
+    return {"backend": backend, "device": str(jax.devices()[0]), "roofline": rows, "timings": timings,
+            "interpret_max_abs_err": errs, "gpu_measured": bool(config["time_gpu"])}
+
+
+def summarize(results: dict) -> str:
+    """One markdown cell: predicted H200 speedups at the goal points, and whether GPU ratios exist."""
+    m = results["metrics"]
+    rows = {(r["format"], r["m"]): r for r in m["roofline"]}
+    parts = []
+    for (name, mm), goal in GOALS.items():
+        r = rows.get((name, mm))
+        if r is not None:
+            parts.append(f"{name} M={mm}: predicted {r['predicted_speedup_H200']:.2f}x on H200 "
+                         f"({r['predicted_speedup_H100']:.2f}x H100; goal {goal:g}x)")
+    errs = m.get("interpret_max_abs_err", {})
+    if errs:
+        parts.append(f"kernels equal references in interpret mode (max err {max(errs.values()):.1e})")
+    if m.get("gpu_measured"):
+        sp = [t for t in m["timings"] if t["dense_over_kernel"] is not None]
+        parts.append("measured on GPU: " + ", ".join(f"{t['format']} M={t['m']} {t['dense_over_kernel']:.2f}x"
+                                                     for t in sp if (t["format"], t["m"]) in GOALS))
+        verdict = "claim held" if all(t["dense_over_kernel"] >= GOALS[(t["format"], t["m"])]
+                                      for t in sp if (t["format"], t["m"]) in GOALS) else "did not hold"
+    else:
+        verdict = "roofline only: GPU ratios not measured yet (preset gpu is ready)"
+    parts.append(verdict)
+    return "; ".join(parts)
 
 
 def plot(rows):
-    """Time / dense time per (shape, format) for the reference and (when timed) the kernel."""
+    """Predicted H200 speedup over dense bf16 per format, one group of bars per M."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
-    labels = [f'{r["format"]}\n{"x".join(map(str, r["shape"]))}\n{r["mode"]}' for r in rows]
-    xs = np.arange(len(rows))
-    ax.bar(xs - 0.2, [r["reference_over_dense"] for r in rows], 0.4, label="jnp reference / dense")
-    ax.bar(xs + 0.2, [r["kernel_over_dense"] or np.nan for r in rows], 0.4, label="Pallas kernel / dense")
+    ms = sorted({r["m"] for r in rows})
+    names = list(dict.fromkeys(r["format"] for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(ms)
+    for i, m in enumerate(ms):
+        by = {r["format"]: r for r in rows if r["m"] == m}
+        ax.bar(np.arange(len(names)) + i * width, [by[nm]["predicted_speedup_H200"] for nm in names], width,
+               label=f"M={m}")
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_xticks(xs, labels, fontsize=7)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
+    ax.set_ylabel("predicted speedup over dense bf16 (H200 roofline)")
     ax.set_yscale("log")
-    ax.set_ylabel("time relative to dense jnp.dot")
     ax.legend(fontsize=8)
     return fig

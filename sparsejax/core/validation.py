@@ -85,6 +85,12 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def _dtype_kind(dtype) -> str:
+    """NumPy kind code, with the ml_dtypes floats (bfloat16, float8_*) counted as ``"f"`` (NumPy says ``"V"``)."""
+    kind = np.dtype(dtype).kind
+    return "f" if kind == "V" and jnp.issubdtype(dtype, jnp.floating) else kind
+
+
 def check_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = None,
                 shape: Sequence[int | None] | None = None, dtype_kind: str | None = None) -> Any:
     """An array (anything with ``shape``/``dtype``) of the given rank, shape and dtype kind.
@@ -103,7 +109,7 @@ def check_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = None,
         if len(shape) != x.ndim or any(s is not None and s != d for s, d in zip(shape, x.shape)):
             want = ", ".join("*" if s is None else str(s) for s in shape)
             raise ValueError(f"{name} must have shape ({want}), got {tuple(x.shape)}")
-    if dtype_kind is not None and np.dtype(x.dtype).kind not in dtype_kind:
+    if dtype_kind is not None and _dtype_kind(x.dtype) not in dtype_kind:
         kinds = {"f": "floating", "i": "signed int", "u": "unsigned int", "b": "bool", "c": "complex"}
         want = " or ".join(kinds.get(k, k) for k in dtype_kind)
         raise TypeError(f"{name} must have a {want} dtype, got {x.dtype}")

@@ -1,16 +1,47 @@
 """Pallas kernels for the sparse hot paths, each beside a plain-jnp reference with the same
-signature (interpret mode is picked automatically on CPU): N:M sparse matmul from the compressed
-format, group-sparse matmul (P28) and group-sparse low-bit dequantize-matmul (P3 GQSA)."""
-from sparsejax.kernels.group_matmul import (
-    group_sparse_dequant_matmul,
-    group_sparse_dequant_matmul_reference,
-    group_sparse_matmul,
-    group_sparse_matmul_reference,
+signature, and flax layers that serve the compressed weights:
+
+* `block_sparse_matmul` on `BlockSparse` (kept ``(bk, bn)`` blocks; work and bytes scale with them);
+* `quantized_matmul` on `QuantizedWeight` (W4/W8, group-wise scales and zero points);
+* `block_sparse_quantized_matmul` on `QuantBlockSparse` (GQSA W4 + block sparsity, P3);
+* `nm24_matmul` on `NM24` (2:4 with packed 2-bit indices, P7; memory-bound GEMV only);
+* `SparseDense` / `QuantDense` layers (`sparsejax.kernels.layers`).
+
+Backends: Triton on GPU, Mosaic on TPU, interpret mode on CPU (`sparsejax.kernels._util`).
+"""
+from sparsejax.kernels.block_sparse import (
+    BlockSparse,
+    block_sparse_matmul,
+    block_sparse_matmul_reference,
+    block_sparse_nbytes,
+    check_block_sparse,
+    from_block_sparse,
+    to_block_sparse,
 )
-from sparsejax.kernels.nm_matmul import nm_matmul, nm_matmul_reference
+from sparsejax.kernels.layers import QuantDense, SparseDense, apply_with_layers
+from sparsejax.kernels.nm24 import NM24, from_nm24, nm24_matmul, nm24_matmul_reference, nm24_nbytes, to_nm24
+from sparsejax.kernels.quantized import (
+    QuantBlockSparse,
+    QuantizedWeight,
+    block_sparse_quantized_matmul,
+    block_sparse_quantized_matmul_reference,
+    dequantize_block_sparse,
+    dequantize_weight,
+    quantize_weight,
+    quantized_from_codes,
+    quantized_matmul,
+    quantized_matmul_reference,
+    quantized_nbytes,
+    to_quant_block_sparse,
+)
 
 __all__ = [
-    "nm_matmul", "nm_matmul_reference",
-    "group_sparse_matmul", "group_sparse_matmul_reference",
-    "group_sparse_dequant_matmul", "group_sparse_dequant_matmul_reference",
+    "BlockSparse", "to_block_sparse", "from_block_sparse", "block_sparse_matmul", "block_sparse_matmul_reference",
+    "block_sparse_nbytes", "check_block_sparse",
+    "QuantizedWeight", "quantize_weight", "quantized_from_codes", "dequantize_weight", "quantized_matmul",
+    "quantized_matmul_reference", "quantized_nbytes",
+    "QuantBlockSparse", "to_quant_block_sparse", "dequantize_block_sparse", "block_sparse_quantized_matmul",
+    "block_sparse_quantized_matmul_reference",
+    "SparseDense", "QuantDense", "apply_with_layers",
+    "NM24", "to_nm24", "from_nm24", "nm24_matmul", "nm24_matmul_reference", "nm24_nbytes",
 ]

@@ -10,6 +10,7 @@ from sparsejax.quant.gqsa import (
     gqsa_matmul,
     gqsa_nbytes,
     gqsa_pack,
+    gqsa_to_quantized,
     gqsa_unpack,
     gqsa_weights,
     group_salience,
@@ -36,5 +37,5 @@ __all__ = [
     "GroupQuantized", "group_quantize", "group_dequantize", "group_quant_nbytes", "group_salience",
     "gqsa_masks", "gqsa_init", "gqsa_weights", "merge", "bqpo", "freeze_codes", "frozen_weights",
     "split_frozen", "join_frozen", "make_e2e_oqp_step", "GQSAWeight", "gqsa_pack", "gqsa_unpack",
-    "gqsa_nbytes", "gqsa_matmul",
+    "gqsa_nbytes", "gqsa_matmul", "gqsa_to_quantized",
 ]

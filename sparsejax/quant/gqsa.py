@@ -28,9 +28,10 @@ import numpy as np
 import optax
 
 from sparsejax.core.tree import select
+from sparsejax.core.validation import check_array, check_index_range
 from sparsejax.quant.group_quant import fake_quantize, minmax_params, quantize, round_ste
 from sparsejax.quant.packing import pack_codes, unpack_codes
-from sparsejax.structured.group import group_mask, index_dtype, kept_group_slots
+from sparsejax.structured.group import group_mask, index_dtype, is_group_sparse, kept_group_slots
 
 _is_none = lambda x: x is None  # noqa: E731
 
@@ -201,17 +202,33 @@ class GQSAWeight(NamedTuple):
 
 def gqsa_pack(codes: jax.Array, scale: jax.Array, zero: jax.Array, mask: jax.Array, bits: int, g: int,
               scale_dtype=jnp.float16) -> GQSAWeight:
-    """Pack one layer's frozen codes ``(K, N)``, group parameters ``(G, N)`` and group mask (host side)."""
+    """Pack one layer's frozen codes ``(K, N)``, group parameters ``(G, N)`` and group mask (host side).
+
+    Codes must lie in ``[0, 2**bits)`` (else ``ValueError``, nothing is masked) and ``mask`` must be a
+    group mask of ``g`` rows (whole groups kept or pruned). Zero points are the trained, continuous
+    parameters of `frozen_weights`; they are stored as ``clip(round(zero), 0, 2**bits - 1)``, exactly
+    the value `frozen_weights` uses, so the packed weight equals the trained one."""
+    from sparsejax.quant.group_quant import _check, _check_params
+
+    check_array("codes", codes, ndim=2, dtype_kind="iu")
+    _check(codes, bits, g)
     k, n = codes.shape
+    _check_params((k, n), scale, zero, bits, g)
+    check_array("mask", mask, shape=(k, n))
+    check_index_range("codes", codes, 2**bits)
+    if not jnp.issubdtype(scale_dtype, jnp.floating):
+        raise TypeError(f"scale_dtype must be a floating dtype, got {jnp.dtype(scale_dtype)}")
+    if not bool(is_group_sparse(jnp.asarray(mask), g, axis=0)):
+        raise ValueError(f"mask is not a group mask: some group of g={g} rows is partly kept")
     idx, _ = kept_group_slots(mask, g)
     valid = jnp.asarray(idx >= 0)
     safe = jnp.asarray(np.where(idx >= 0, idx, 0))
-    grouped = codes.reshape(k // g, g, n)
+    grouped = jnp.asarray(codes).reshape(k // g, g, n)
     kept = jnp.take_along_axis(grouped, safe[:, None, :], axis=0)  # (slots, g, n)
-    zeros = jnp.clip(jnp.round(jnp.take_along_axis(zero, safe, 0)), 0, 2**bits - 1)
-    scales = jnp.where(valid, jnp.take_along_axis(scale, safe, 0), 0.0)  # padded slots dequantize to 0
-    return GQSAWeight(pack_codes(kept, bits, axis=1), scales.astype(scale_dtype), zeros.astype(jnp.uint8),
-                      safe.astype(index_dtype(k // g)), bits, g, (k, n))
+    zeros = jnp.clip(jnp.round(jnp.take_along_axis(jnp.asarray(zero), safe, 0)), 0, 2**bits - 1)
+    scales = jnp.where(valid, jnp.take_along_axis(jnp.asarray(scale), safe, 0), 0.0)  # padded slots -> 0
+    return GQSAWeight(pack_codes(kept.astype(jnp.uint8), bits, axis=1), scales.astype(scale_dtype),
+                      zeros.astype(jnp.uint8), safe.astype(index_dtype(k // g)), bits, g, (k, n))
 
 
 def gqsa_unpack(c: GQSAWeight) -> jax.Array:
@@ -229,9 +246,42 @@ def gqsa_nbytes(c: GQSAWeight) -> int:
     return int(c.packed.nbytes + c.scales.nbytes + c.zeros.nbytes + c.group_idx.nbytes)
 
 
-def gqsa_matmul(x: jax.Array, c: GQSAWeight, *, use_kernel: bool = True, **blocks) -> jax.Array:
-    """``x @ W`` straight from the packed format (Pallas kernel, or its jnp reference)."""
-    from sparsejax.kernels import group_sparse_dequant_matmul, group_sparse_dequant_matmul_reference
+def gqsa_to_quantized(c: GQSAWeight):
+    """The same weight as a dense-layout `sparsejax.kernels.QuantizedWeight` (pruned groups get the
+    code of their zero point, so they dequantize to exactly 0). GQSA's per-column group lists cannot
+    feed an MMA (every kept group meets one output column), so the kernels serve this layout, or the
+    block-shared variant `sparsejax.kernels.QuantBlockSparse`. Host side."""
+    from sparsejax.kernels import quantized_from_codes
 
-    fn = group_sparse_dequant_matmul if use_kernel else group_sparse_dequant_matmul_reference
-    return fn(x, c.packed, c.scales, c.zeros, c.group_idx, bits=c.bits, **blocks)
+    k, n = c.shape
+    slots = c.packed.shape[0]
+    codes = np.asarray(unpack_codes(c.packed, c.bits, axis=1))  # (slots, g, n)
+    gidx = np.asarray(c.group_idx).astype(np.int64)
+    scales = np.asarray(c.scales, np.float32)
+    full_codes = np.zeros((k // c.g, c.g, n), np.uint8)
+    full_scale = np.zeros((k // c.g, n), np.float32)
+    full_zero = np.zeros((k // c.g, n), np.uint8)
+    cols = np.arange(n)
+    for t in range(slots):  # padded slots (scale 0) are skipped: the group stays all-zero
+        live = scales[t] != 0
+        full_codes[gidx[t, live], :, cols[live]] = codes[t][:, live].T
+        full_scale[gidx[t, live], cols[live]] = scales[t, live]
+        full_zero[gidx[t, live], cols[live]] = np.asarray(c.zeros)[t, live]
+    return quantized_from_codes(full_codes.reshape(k, n), jnp.asarray(full_scale, jnp.float32),
+                                jnp.asarray(full_zero), c.bits, c.g, scale_dtype=c.scales.dtype)
+
+
+def gqsa_matmul(x: jax.Array, c: GQSAWeight, *, use_kernel: bool = True, interpret: bool | None = None,
+                backend: str | None = None) -> jax.Array:
+    """``x (..., K) @ W``: the W4/W8 Pallas kernel on `gqsa_to_quantized` (``use_kernel``), or the jnp
+    reference ``x @ gqsa_unpack(c)``. Raises ``ValueError`` when ``x``'s last axis is not ``K``."""
+    from sparsejax.kernels import quantized_matmul
+    from sparsejax.kernels._util import check_activations
+
+    if not isinstance(c, GQSAWeight):
+        raise TypeError(f"c must be a GQSAWeight, got {type(c).__name__}")
+    check_activations(x, c.shape[0])
+    if use_kernel:
+        return quantized_matmul(x, gqsa_to_quantized(c), interpret=interpret, backend=backend)
+    w = gqsa_unpack(c).astype(x.dtype)
+    return jnp.dot(x, w, preferred_element_type=jnp.float32).astype(x.dtype)

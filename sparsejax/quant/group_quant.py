@@ -15,16 +15,42 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from sparsejax.core.validation import (
+    check_array,
+    check_finite_array,
+    check_index_range,
+    check_int,
+    is_traced,
+)
 from sparsejax.quant.packing import SUPPORTED_BITS, pack_codes, unpack_codes
 
 
 def _check(w, bits: int, g: int):
+    bits = check_int("bits", bits)
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits!r}")
     if getattr(w, "ndim", None) != 2:
         raise ValueError(f"group quantization needs a 2-D (K, N) weight, got shape {getattr(w, 'shape', None)}")
-    if not isinstance(g, int) or g < 1 or w.shape[0] % g:
+    g = check_int("g", g, minimum=1)
+    if w.shape[0] % g:
         raise ValueError(f"group size g={g!r} must be a positive int dividing K={w.shape[0]}")
+
+
+def _check_params(w_shape, scale, zero, bits: int, g: int, *, zero_integer: bool = False):
+    """``scale`` and ``zero`` of shape ``(K/g, N)``; a concrete scale must be finite and > 0, a concrete
+    zero point finite and (``zero_integer``) an integer in ``[0, 2**bits)``."""
+    want = (w_shape[0] // g, w_shape[1])
+    check_array("scale", scale, shape=want, dtype_kind="f")
+    check_array("zero", zero, shape=want, dtype_kind="fiu")
+    check_finite_array("scale", scale)
+    check_finite_array("zero", zero)
+    if not is_traced(scale) and scale.size and float(jnp.min(scale)) <= 0:
+        raise ValueError(f"scale must be > 0, got min {float(jnp.min(scale))}")
+    if zero_integer and not is_traced(zero):
+        z = jnp.asarray(zero)
+        if bool(jnp.any(z != jnp.round(z))):
+            raise ValueError("zero must hold integer zero points, got non-integer values")
+        check_index_range("zero", z.astype(jnp.int32), 2**bits)
 
 
 def _expand(p: jax.Array, g: int) -> jax.Array:
@@ -36,6 +62,7 @@ def minmax_params(w: jax.Array, bits: int, g: int) -> tuple[jax.Array, jax.Array
     """Scale and integer zero point ``(G, N)`` from each group's min and max (GQSA Eq. 1)."""
     w = jnp.asarray(w)
     _check(w, bits, g)
+    check_finite_array("w", w)
     grouped = w.reshape(w.shape[0] // g, g, w.shape[1]).astype(jnp.float32)
     # the range always contains 0 (as in GPTQ) so the zero point is an integer in [0, 2**bits - 1]
     lo, hi = jnp.minimum(grouped.min(axis=1), 0.0), jnp.maximum(grouped.max(axis=1), 0.0)
@@ -48,12 +75,18 @@ def quantize(w: jax.Array, scale: jax.Array, zero: jax.Array, bits: int, g: int)
     """Integer codes ``clip(round(w / s) + z, 0, 2**bits - 1)`` as uint8, shape of ``w``."""
     w = jnp.asarray(w)
     _check(w, bits, g)
+    _check_params(w.shape, scale, zero, bits, g, zero_integer=True)
     q = jnp.round(w / _expand(scale, g)) + _expand(jnp.clip(jnp.round(zero), 0, 2**bits - 1), g)
     return jnp.clip(q, 0, 2**bits - 1).astype(jnp.uint8)
 
 
 def dequantize(codes: jax.Array, scale: jax.Array, zero: jax.Array, g: int) -> jax.Array:
     """``(q - z) * s`` per group, float32."""
+    check_array("codes", codes, ndim=2, dtype_kind="iu")
+    g = check_int("g", g, minimum=1)
+    if codes.shape[0] % g:
+        raise ValueError(f"group size g={g} must divide K={codes.shape[0]}")
+    _check_params(codes.shape, scale, zero, 8, g)
     return (codes.astype(jnp.float32) - _expand(jnp.round(zero), g)) * _expand(scale, g)
 
 
@@ -68,7 +101,11 @@ round_ste.defjvp(lambda primals, tangents: (jnp.round(primals[0]), tangents[0]))
 
 def fake_quantize(w: jax.Array, scale: jax.Array, zero: jax.Array, bits: int, g: int) -> jax.Array:
     """Quantize-dequantize with straight-through rounding: differentiable in ``w``, ``scale`` and
-    ``zero`` (the learnable quantization parameters of GQSA's BQPO / E2E-OQP stages)."""
+    ``zero`` (the learnable quantization parameters of GQSA's BQPO / E2E-OQP stages). ``scale`` must
+    be > 0 (checked when concrete; a traced scale is a precondition, as in training)."""
+    w = jnp.asarray(w)
+    _check(w, bits, g)
+    _check_params(w.shape, scale, zero, bits, g)
     s = _expand(scale, g)
     z = _expand(jnp.clip(round_ste(zero), 0, 2**bits - 1), g)
     q = jnp.clip(round_ste(w / s) + z, 0, 2**bits - 1)
@@ -88,8 +125,14 @@ class GroupQuantized(NamedTuple):
 
 def group_quantize(w: jax.Array, bits: int, g: int, scale=None, zero=None,
                    scale_dtype=jnp.float16) -> GroupQuantized:
-    """Pack ``w`` (min/max parameters unless ``scale``/``zero`` are given)."""
-    if scale is None or zero is None:
+    """Pack ``w`` with min/max parameters, or with the given ``scale`` and integer ``zero`` (both or
+    neither). ``scale_dtype`` must be a floating dtype (an integer one would truncate the scales)."""
+    if (scale is None) != (zero is None):
+        raise ValueError("pass both scale and zero, or neither (min/max parameters); got only "
+                         f"{'scale' if zero is None else 'zero'}")
+    if not jnp.issubdtype(scale_dtype, jnp.floating):
+        raise TypeError(f"scale_dtype must be a floating dtype, got {jnp.dtype(scale_dtype)}")
+    if scale is None:
         scale, zero = minmax_params(w, bits, g)
     codes = quantize(w, scale, zero, bits, g)
     return GroupQuantized(pack_codes(codes, bits, axis=0), scale.astype(scale_dtype),

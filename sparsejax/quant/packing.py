@@ -8,10 +8,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from sparsejax.core.validation import check_array, check_index_range, check_int
+
 SUPPORTED_BITS = (2, 4, 8)
 
 
 def _check_bits(bits: int) -> int:
+    bits = check_int("bits", bits)
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits!r}")
     return 8 // bits
@@ -19,9 +22,13 @@ def _check_bits(bits: int) -> int:
 
 def pack_codes(codes: jax.Array, bits: int, axis: int = -2) -> jax.Array:
     """Pack integer codes in ``[0, 2**bits)`` into uint8 along ``axis`` (length divisible by
-    ``8 // bits``); the packed axis is ``8 // bits`` times shorter."""
+    ``8 // bits``); the packed axis is ``8 // bits`` times shorter. Codes outside the range raise
+    ``ValueError`` (checked when concrete; under ``jit`` the range is a documented precondition)."""
     per_byte = _check_bits(bits)
+    check_array("codes", codes, dtype_kind="iu")
+    check_index_range("codes", codes, 2**bits)
     codes = jnp.asarray(codes)
+    check_int("axis", axis, minimum=-max(codes.ndim, 1), maximum=max(codes.ndim, 1) - 1)
     axis = axis % codes.ndim
     if codes.shape[axis] % per_byte:
         raise ValueError(f"axis length {codes.shape[axis]} not divisible by {per_byte} codes per byte")
@@ -38,6 +45,7 @@ def unpack_codes(packed: jax.Array, bits: int, axis: int = -2) -> jax.Array:
     packed = jnp.asarray(packed)
     if packed.dtype != jnp.uint8:
         raise TypeError(f"packed codes must be uint8, got {packed.dtype}")
+    check_int("axis", axis, minimum=-max(packed.ndim, 1), maximum=max(packed.ndim, 1) - 1)
     axis = axis % packed.ndim
     moved = jnp.moveaxis(packed, axis, -1)
     shifts = jnp.arange(per_byte, dtype=jnp.uint8) * bits

@@ -136,7 +136,8 @@ def kept_group_slots(mask: jax.Array, g: int) -> tuple[np.ndarray, int]:
 
 def group_compress(w: jax.Array, g: int, mask: jax.Array | None = None) -> GroupCompressed:
     """Compress a ``(K, N)`` weight whose pruned groups are given by ``mask`` (default ``w != 0``).
-    Host-side (the slot count is data dependent); the result feeds ``group_sparse_matmul``."""
+    Host-side (the slot count is data dependent). The kernels serve block-shared groups instead
+    (`sparsejax.kernels.BlockSparse`): per-column group lists cannot feed an MMA."""
     w = jnp.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"group compression needs a 2-D (K, N) weight, got shape {w.shape}")

@@ -3,7 +3,8 @@
 Along the compressed axis (the input / reduction axis of a weight, length ``K``) the entries are
 split into ``K // m`` groups of ``m`` consecutive entries; each group stores exactly ``n`` values
 (in ascending position order) and ``n`` positions in ``[0, m)``. This is the layout sparse tensor
-cores consume for 2:4 and the layout `sparsejax.kernels.nm_matmul` reads.
+cores consume for 2:4; `sparsejax.kernels.to_nm24` repacks 2:4 weights with 2-bit positions for
+`sparsejax.kernels.nm24_matmul`.
 """
 from __future__ import annotations
 

@@ -89,3 +89,9 @@ def test_check_finite_tree_names_leaf():
     with pytest.raises(ValueError, match="params leaf 'Dense_0/bias' holds NaN or inf"):
         v.check_finite_tree("params", tree)
     v.check_finite_tree("params", {"a": jnp.ones(3), "b": None})
+
+
+def test_check_array_counts_bfloat16_as_floating():
+    v.check_array("x", jnp.zeros(2, jnp.bfloat16), dtype_kind="f")
+    with pytest.raises(TypeError, match="x must have a signed int dtype, got bfloat16"):
+        v.check_array("x", jnp.zeros(2, jnp.bfloat16), dtype_kind="i")

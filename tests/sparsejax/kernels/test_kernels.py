@@ -1,4 +1,6 @@
-"""Pallas kernels (interpret mode on CPU) equal their plain-jnp references; bad shapes raise."""
+"""Pallas kernels (interpret mode on CPU) equal their plain-jnp references and the dense product,
+do work proportional to the kept blocks, differentiate like the reference, and lower for CUDA (Triton)
+and TPU (Mosaic) on a CPU host."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,125 +9,234 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsejax.kernels import (
-    group_sparse_dequant_matmul,
-    group_sparse_dequant_matmul_reference,
-    group_sparse_matmul,
-    group_sparse_matmul_reference,
-    nm_matmul,
-    nm_matmul_reference,
+    NM24,
+    BlockSparse,
+    QuantizedWeight,
+    block_sparse_matmul,
+    block_sparse_matmul_reference,
+    block_sparse_quantized_matmul,
+    block_sparse_quantized_matmul_reference,
+    dequantize_weight,
+    from_block_sparse,
+    from_nm24,
+    nm24_matmul,
+    nm24_matmul_reference,
+    quantize_weight,
+    quantized_matmul,
+    quantized_matmul_reference,
+    to_block_sparse,
+    to_nm24,
+    to_quant_block_sparse,
 )
-from sparsejax.quant.packing import pack_codes
-from sparsejax.structured.group import group_compress, group_decompress, group_mask
-from sparsejax.structured.nm_format import nm_compress, nm_decompress
+from sparsejax.kernels._util import TPU_CUSTOM_CALL, TRITON_CUSTOM_CALL, default_block_m, export_text
+from sparsejax.structured import block_mask, nm_mask
+
+TOL = {jnp.float32: 2e-4, jnp.bfloat16: 3e-2, jnp.float16: 4e-3}
 
 
-def _normal(seed, shape):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+def _rand(seed, shape, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-@settings(max_examples=4, deadline=None)
-@given(nm=st.sampled_from([(1, 4), (2, 4), (2, 8)]), groups=st.sampled_from([4, 8]),
-       mb=st.sampled_from([(8, 4), (8, 8), (16, 8)]), nb=st.sampled_from([(16, 8), (16, 16)]),
-       seed=st.integers(0, 100))
-def test_nm_matmul_matches_reference_and_dense(nm, groups, mb, nb, seed):
-    n, m = nm
-    (M, bm), (N, bn) = mb, nb
-    x, w = _normal(seed, (M, groups * m)), _normal(seed + 1, (groups * m, N))
-    c = nm_compress(w, n, m, axis=0)
-    out = nm_matmul(x, c.values, c.indices, n=n, m=m, block_m=bm, block_n=bn, block_groups=groups // 2)
-    ref = nm_matmul_reference(x, c.values, c.indices, n=n, m=m)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
-    dense = jnp.dot(x, nm_decompress(c), precision=jax.lax.Precision.HIGHEST)
-    np.testing.assert_allclose(ref, dense, rtol=1e-5, atol=1e-4)
+def _close(a, b, dtype):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    scale = max(1.0, float(np.abs(b).max()))
+    np.testing.assert_allclose(a, b, atol=TOL[dtype] * scale, rtol=TOL[dtype])
 
 
-@settings(max_examples=4, deadline=None)
-@given(g=st.sampled_from([2, 4, 8]), groups=st.sampled_from([4, 8]), sparsity=st.sampled_from([0.25, 0.5, 0.75]),
-       balanced=st.booleans(), seed=st.integers(0, 100))
-def test_group_sparse_matmul_matches_reference(g, groups, sparsity, balanced, seed):
-    x, w = _normal(seed, (8, groups * g)), _normal(seed + 1, (groups * g, 16))
-    mask = group_mask(w, g, sparsity, axis=0, balanced=balanced)
-    c = group_compress(w, g, mask)
-    out = group_sparse_matmul(x, c.values, c.group_idx, block_m=4, block_n=8, block_groups=groups // 2)
-    ref = group_sparse_matmul_reference(x, c.values, c.group_idx)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
-    dense = jnp.dot(x, jnp.where(mask, w, 0), precision=jax.lax.Precision.HIGHEST)
-    np.testing.assert_allclose(ref, dense, rtol=1e-5, atol=1e-4)
+# ------------------------------------------------------------------------------------- block sparse
 
 
-@settings(max_examples=4, deadline=None)
-@given(bits=st.sampled_from([2, 4]), g=st.sampled_from([4, 8]), slots=st.integers(1, 4), seed=st.integers(0, 100))
-def test_dequant_matmul_matches_reference_and_closed_form(bits, g, slots, seed):
-    groups, N = 8, 16
-    rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 2**bits, (slots, g, N))
-    scales = rng.uniform(0.1, 1.0, (slots, N)).astype(np.float32)
-    zeros = rng.integers(0, 2**bits, (slots, N)).astype(np.float32)
-    gidx = np.sort(np.stack([rng.permutation(groups)[:slots] for _ in range(N)], 1), axis=0).astype(np.uint8)
-    x = _normal(seed, (8, groups * g))
-    packed = pack_codes(codes, bits, axis=1)
-    out = group_sparse_dequant_matmul(x, packed, scales, zeros, gidx, bits=bits, block_m=8, block_n=8, block_groups=4)
-    ref = group_sparse_dequant_matmul_reference(x, packed, scales, zeros, gidx, bits=bits)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
-    # closed form: dense dequantized weight built by scatter on the host
-    w = np.zeros((groups * g, N), np.float32)
-    deq = (codes - zeros[:, None]) * scales[:, None]
-    for t in range(slots):
-        for c in range(N):
-            j = int(gidx[t, c])
-            w[j * g:(j + 1) * g, c] = deq[t, :, c]
-    np.testing.assert_allclose(ref, np.asarray(x, np.float64) @ w, rtol=1e-4, atol=1e-3)
+@settings(max_examples=3, deadline=None)
+@given(kb=st.integers(1, 4), nb=st.integers(1, 3), block=st.sampled_from([(16, 16), (32, 16), (16, 32)]),
+       sparsity=st.sampled_from([0.0, 0.3, 0.5, 0.9, 1.0]), m=st.sampled_from([1, 5, 17]),
+       ragged=st.sampled_from([(0, 0), (3, 5)]), backend=st.sampled_from(["triton", "tpu"]),
+       dtype=st.sampled_from([jnp.float32, jnp.bfloat16]), seed=st.integers(0, 1000))
+def test_block_sparse_matches_reference_and_dense(kb, nb, block, sparsity, m, ragged, backend, dtype, seed):
+    bk, bn = block
+    w = _rand(seed, (kb * bk, nb * bn))
+    mask = np.asarray(block_mask(w, block, sparsity))
+    k, n = kb * bk - ragged[0], nb * bn - ragged[1]  # ragged K/N: the format pads to whole blocks
+    bs = to_block_sparse(w[:k, :n], block, mask[:k, :n], dtype=dtype)
+    assert bs.nnzb == round((1 - sparsity) * kb * nb)
+    x = jnp.asarray(_rand(seed + 1, (m, k)), dtype)
+    dense = np.asarray(x, np.float32) @ np.asarray(jnp.asarray(w[:k, :n] * mask[:k, :n], dtype), np.float32)
+    y = block_sparse_matmul(x, bs, backend=backend, interpret=True)
+    assert y.shape == (m, n) and y.dtype == dtype
+    ref = block_sparse_matmul_reference(x, bs)
+    _close(y, ref, dtype)
+    _close(ref, dense, dtype)
+    np.testing.assert_array_equal(np.asarray(from_block_sparse(bs), np.float32),
+                                  np.asarray(jnp.asarray(w[:k, :n] * mask[:k, :n], dtype), np.float32))
 
 
-def test_default_blocks_and_interpret_autoselect():
-    x, w = _normal(0, (8, 16)), _normal(1, (16, 8))
-    c = nm_compress(w, 2, 4)
-    assert jax.default_backend() == "cpu"  # interpret=None must pick interpret mode here
-    np.testing.assert_allclose(nm_matmul(x, c.values, c.indices, n=2, m=4),
-                               x @ nm_decompress(c), rtol=1e-5, atol=1e-4)
+@pytest.mark.parametrize("backend, sparsity", [("triton", 0.5), ("triton", 0.9), ("tpu", 0.75)])
+def test_work_is_exactly_the_kept_blocks(backend, sparsity):
+    """The debug counter inside the kernel counts the MMAs each program runs: per column tile it is the
+    tile's kept-block count, in total nnzb per row tile; pruned blocks are never touched."""
+    w = _rand(0, (8 * 16, 5 * 16))
+    bs = to_block_sparse(w, (16, 16), block_mask(w, (16, 16), sparsity))
+    assert bs.nnzb == round((1 - sparsity) * 40)
+    x = jnp.asarray(_rand(1, (40, w.shape[0])))
+    y, counts = block_sparse_matmul(x, bs, block_m=16, backend=backend, interpret=True, debug_counts=True)
+    per_tile = np.diff(np.asarray(bs.block_ptr))
+    assert counts.shape == (3, 5)
+    np.testing.assert_array_equal(np.asarray(counts), np.tile(per_tile, (3, 1)))
+    assert int(counts.sum()) == 3 * bs.nnzb
+    _close(y, x @ np.asarray(from_block_sparse(bs)), jnp.float32)
 
 
-def test_ragged_shapes_raise_clear_errors():
-    x, w = _normal(0, (12, 16)), _normal(1, (16, 8))
-    c = nm_compress(w, 2, 4)
-    with pytest.raises(ValueError, match="block_m=8 does not divide"):
-        nm_matmul(x, c.values, c.indices, n=2, m=4, block_m=8)
-    with pytest.raises(ValueError, match="block_n=3"):
-        nm_matmul(x, c.values, c.indices, n=2, m=4, block_n=3)
-    with pytest.raises(ValueError, match="not divisible by m=4"):
-        nm_matmul(_normal(0, (8, 18)), c.values, c.indices, n=2, m=4)
-    with pytest.raises(ValueError, match="needs"):
-        nm_matmul(_normal(0, (8, 32)), c.values, c.indices, n=2, m=4)
-    gc = group_compress(w, 4, group_mask(w, 4, 0.5, axis=0))
-    with pytest.raises(ValueError, match="not divisible by the group size"):
-        group_sparse_matmul(_normal(0, (8, 18)), gc.values, gc.group_idx)
-    with pytest.raises(ValueError, match="block_groups=3"):
-        group_sparse_matmul(_normal(0, (8, 16)), gc.values, gc.group_idx, block_groups=3)
-    packed = pack_codes(jnp.zeros(gc.values.shape, jnp.uint8), 4, axis=1)
-    s = jnp.ones(gc.group_idx.shape)
-    with pytest.raises(ValueError, match="bits must be one of"):
-        group_sparse_dequant_matmul(x[:8], packed, s, s, gc.group_idx, bits=3)
-    with pytest.raises(ValueError, match="scales"):
-        group_sparse_dequant_matmul(x[:8], packed, s[:, :4], s, gc.group_idx)
-    with pytest.raises(ValueError, match="uint8"):
-        group_sparse_dequant_matmul(x[:8], packed.astype(jnp.int32), s, s, gc.group_idx)
+def test_block_sparse_all_pruned_and_empty_column_tiles():
+    w = _rand(2, (32, 48))
+    mask = np.zeros(w.shape, bool)
+    mask[16:, 16:32] = True  # one kept block; column tiles 0 and 2 and row block 0 are empty
+    bs = to_block_sparse(w, (16, 16), mask)
+    x = jnp.asarray(_rand(3, (4, 32)))
+    for backend in ("triton", "tpu"):
+        _close(block_sparse_matmul(x, bs, backend=backend, interpret=True), x @ (w * mask), jnp.float32)
+    empty = to_block_sparse(w, (16, 16), np.zeros(w.shape, bool))
+    assert empty.nnzb == 0
+    np.testing.assert_array_equal(np.asarray(block_sparse_matmul(x, empty, interpret=True)), 0.0)
 
 
-def test_group_format_round_trip_through_kernel_reference():
-    w = _normal(3, (32, 8))
-    mask = group_mask(w, 8, 0.5, axis=0)
-    c = group_compress(w, 8, mask)
-    np.testing.assert_array_equal(group_decompress(c), jnp.where(mask, w, 0))
+def test_block_sparse_gradients_match_reference():
+    w = _rand(4, (64, 32))
+    bs = to_block_sparse(w, (16, 16), block_mask(w, (16, 16), 0.5))
+    x = jnp.asarray(_rand(5, (3, 2, 64)))  # leading batch dims are flattened
+
+    def loss(fn):
+        def f(x, v):
+            b = BlockSparse(v, bs.block_rows, bs.block_ptr, bs.shape, bs.block_shape, bs.max_blocks_per_col)
+            return jnp.sum(jnp.sin(fn(x, b)))
+        return jax.jit(jax.grad(f, argnums=(0, 1)))(x, bs.values)
+
+    gk = loss(lambda x, b: block_sparse_matmul(x, b, interpret=True))
+    gr = loss(block_sparse_matmul_reference)
+    for a, b in zip(gk, gr):
+        _close(a, b, jnp.float32)
 
 
-def test_bench_experiment_end_to_end(tmp_path):
-    from experiments.runner import run_experiment
+# ------------------------------------------------------------------------------------- quantized
 
-    res = run_experiment("bench_sparse_kernels", "smoke", out=tmp_path, quiet=True,
-                         overrides=["shapes=[[16, 64, 32]]", "interpret_shapes=[[8, 32, 16]]", "repeats=1"])
-    metrics = res.get("metrics", res)
-    assert metrics["backend"] == "cpu" and "need a GPU" in metrics["note"]
-    modes = [(r["mode"], r["kernel_s"] is None) for r in metrics["rows"]]
-    assert modes == [("no-kernel", True)] * 3 + [("interpret", False)] * 3
-    assert all(r["reference_over_dense"] > 0 for r in metrics["rows"])
-    assert list(tmp_path.rglob("*.png"))
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("backend, dtype", [("triton", jnp.bfloat16), ("triton", jnp.float16), ("tpu", jnp.float32)])
+def test_quantized_matmul_matches_reference(bits, backend, dtype):
+    w = _rand(6, (90, 40))  # ragged: K padded to g * codes-per-byte, N to 16
+    qw = quantize_weight(w, bits, 16)
+    wd = np.asarray(dequantize_weight(qw))
+    assert np.abs(wd - w).max() <= np.asarray(qw.scales, np.float32).max() / 2 + 1e-6
+    x = jnp.asarray(_rand(7, (3, 90)), dtype)
+    y = quantized_matmul(x, qw, backend=backend, interpret=True)
+    assert y.shape == (3, 40) and y.dtype == dtype
+    _close(y, quantized_matmul_reference(x, qw), dtype)
+    _close(quantized_matmul_reference(x, qw), np.asarray(x, np.float32) @ wd, dtype)
+
+
+def test_quantized_gradients_in_x_and_scales():
+    w = _rand(8, (64, 32))
+    qw = quantize_weight(w, 4, 16, scale_dtype=jnp.float32)
+    x = jnp.asarray(_rand(9, (5, 64)))
+
+    def grads(fn):
+        f = lambda x, s: jnp.sum(jnp.sin(fn(x, QuantizedWeight(qw.packed, s, qw.zeros, 4, 16, qw.shape))))  # noqa
+        return jax.jit(jax.grad(f, argnums=(0, 1)))(x, qw.scales)
+
+    for a, b in zip(grads(lambda x, q: quantized_matmul(x, q, interpret=True)), grads(quantized_matmul_reference)):
+        _close(a, b, jnp.float32)
+
+
+@pytest.mark.parametrize("bits, backend", [(4, "triton"), (8, "tpu")])
+def test_block_sparse_quantized_matches_reference_and_counts(bits, backend):
+    w = _rand(10, (96, 64))
+    mask = np.asarray(block_mask(w, (16, 32), 0.5))
+    q = to_quant_block_sparse(w, (16, 32), bits, mask)
+    x = jnp.asarray(_rand(11, (2, 96)))
+    y, counts = block_sparse_quantized_matmul(x, q, backend=backend, interpret=True, debug_counts=True)
+    ref = block_sparse_quantized_matmul_reference(x, q)
+    _close(y, ref, jnp.float32)
+    assert int(counts.sum()) == q.nnzb == 6
+    # dequantized kept blocks are within half a step of the masked weight
+    direct = np.asarray(x) @ (w * mask)
+    assert np.abs(np.asarray(ref) - direct).max() < (0.6 if bits == 4 else 0.05) * np.abs(direct).max()
+
+
+# ------------------------------------------------------------------------------------- 2:4
+
+
+@pytest.mark.parametrize("k, n, backend, dtype", [
+    (100, 40, "triton", jnp.float32), (128, 32, "triton", jnp.bfloat16),
+    pytest.param(1024, 16, "tpu", jnp.float32, marks=pytest.mark.slow)])
+def test_nm24_matches_reference_and_dense(k, n, backend, dtype):
+    w = _rand(12, (k, n))
+    mask = np.asarray(nm_mask(jnp.asarray(w), 2, 4, axis=0))
+    c = to_nm24(w, mask, dtype=dtype)
+    np.testing.assert_array_equal(np.asarray(from_nm24(c), np.float32),
+                                  np.asarray(jnp.asarray(w * mask, dtype), np.float32))
+    assert c.meta.nbytes * 8 == 2 * (c.values.size)  # 2 bits per kept weight
+    x = jnp.asarray(_rand(13, (3, k)), dtype)
+    y = nm24_matmul(x, c, backend=backend, interpret=True)
+    _close(y, nm24_matmul_reference(x, c), dtype)
+    _close(nm24_matmul_reference(x, c), np.asarray(x, np.float32) @ (w * mask), dtype)
+
+
+def test_nm24_gradients_match_reference():
+    w = _rand(14, (128, 32))
+    c = to_nm24(w * np.asarray(nm_mask(jnp.asarray(w), 2, 4, axis=0)))
+    x = jnp.asarray(_rand(15, (4, 128)))
+
+    def grads(fn):
+        return jax.jit(jax.grad(lambda x, v: jnp.sum(jnp.sin(fn(x, NM24(v, c.meta, c.shape)))), argnums=(0, 1)))(
+            x, c.values)
+
+    for a, b in zip(grads(lambda x, cc: nm24_matmul(x, cc, interpret=True)), grads(nm24_matmul_reference)):
+        _close(a, b, jnp.float32)
+
+
+# ------------------------------------------------------------------------------------- block sizes
+
+
+def test_default_block_m_is_a_power_of_two_tile_in_16_128():
+    assert [default_block_m(m) for m in (1, 16, 17, 100, 256, 4096)] == [16, 16, 32, 128, 128, 128]
+
+
+# ------------------------------------------------------------------------------------- lowering
+
+
+def _kernels_for_lowering(platform):
+    rng = np.random.default_rng(0)
+    if platform == "cuda":
+        w = rng.standard_normal((256, 128)).astype(np.float32)
+        bsr = to_block_sparse(w, (32, 32), block_mask(w, (32, 32), 0.6), dtype=jnp.bfloat16)  # 13 blocks
+        qw = quantize_weight(w, 4, 32)
+        q8 = quantize_weight(w, 8, 64)
+        qbs = to_quant_block_sparse(w, (32, 32), 4, block_mask(w, (32, 32), 0.5))
+        nm = to_nm24(w * np.asarray(nm_mask(jnp.asarray(w), 2, 4, axis=0)), dtype=jnp.bfloat16)
+        x = jax.ShapeDtypeStruct((16, 256), jnp.bfloat16)
+        backend = "triton"
+    else:
+        w = rng.standard_normal((1024, 256)).astype(np.float32)
+        bsr = to_block_sparse(w, (128, 128), block_mask(w, (128, 128), 0.5), dtype=jnp.bfloat16)
+        qw = quantize_weight(w, 4, 128)
+        q8 = quantize_weight(w, 8, 128)
+        qbs = to_quant_block_sparse(w, (128, 256), 4, block_mask(w, (128, 256), 0.5))
+        nm = to_nm24(w * np.asarray(nm_mask(jnp.asarray(w), 2, 4, axis=0)), dtype=jnp.bfloat16)
+        x = jax.ShapeDtypeStruct((16, 1024), jnp.bfloat16)
+        backend = "tpu"
+    kw = dict(backend=backend, interpret=False)
+    return x, {
+        "block_sparse": lambda x: block_sparse_matmul(x, bsr, **kw),
+        "w4": lambda x: quantized_matmul(x, qw, **kw),
+        "w8": lambda x: quantized_matmul(x, q8, **kw),
+        "w4_block_sparse": lambda x: block_sparse_quantized_matmul(x, qbs, **kw),
+        "nm24": lambda x: nm24_matmul(x, nm, **kw),
+    }
+
+
+@pytest.mark.parametrize("platform, custom_call", [("cuda", TRITON_CUSTOM_CALL), ("tpu", TPU_CUSTOM_CALL)])
+def test_every_kernel_lowers(platform, custom_call):
+    """jax.export runs the real Pallas -> Triton / Mosaic TPU lowering on this CPU host (not PTX / the
+    TPU compiler); each of the 5 kernels must become one of its backend's custom calls."""
+    x, fns = _kernels_for_lowering(platform)
+    text = export_text(lambda x: [fn(x) for fn in fns.values()], x, platform=platform)
+    assert text.count(f"stablehlo.custom_call @{custom_call}(") == len(fns)
