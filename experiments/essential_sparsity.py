@@ -101,7 +101,8 @@ def run(config: dict, ctx) -> dict:
     bar.update()
     mae_model, mae_cfg = vit_ssl.model, vit_ssl.info["config"]
     x_te = jnp.asarray(split.x_test)
-    recon = lambda p: float(mae_loss(mae_model, p, x_te, jax.random.PRNGKey(123), mae_cfg["mask_ratio"]))  # noqa: E731
+    recon_jit = jax.jit(lambda p: mae_loss(mae_model, p, x_te, jax.random.PRNGKey(123), mae_cfg["mask_ratio"]))
+    recon = lambda p: float(recon_jit(p))  # noqa: E731
     ssl_pruned = one_shot_sweep(vit_ssl.params, grid, recon, predicate=block_kernels)
     ssl_vit = vit_from_mae(vit_ssl.params, vit, jax.random.fold_in(key, 2), split.x_train[:1])
     ssl_ft = one_shot_sweep(ssl_vit, grid, accuracy, finetune=lambda p, m: ft_vit(p, m, 0), predicate=block_kernels)

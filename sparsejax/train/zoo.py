@@ -246,8 +246,8 @@ def _train(name: str, config: dict, progress: bool) -> tuple[Any, dict]:
     elif config["kind"] == "lm":
         metrics["test_perplexity"] = lm_perplexity(model, state.params, x_te, y_te)
     else:
-        metrics["test_mae_loss"] = float(mae_loss(model, state.params, jnp.asarray(x_te), jax.random.PRNGKey(123),
-                                                  config["mask_ratio"]))
+        metrics["test_mae_loss"] = float(jax.jit(lambda p, x: mae_loss(model, p, x, jax.random.PRNGKey(123),
+                                                                       config["mask_ratio"]))(state.params, x_te))
     return state.params, {"config": config, "metrics": metrics, "history": history}
 
 
