@@ -149,17 +149,30 @@ def train_ingredients(train_step: Callable, states, x, y, *, steps: int, batch_s
     n = int(np.shape(x)[0])
     perms = jnp.stack([jax.random.permutation(jax.random.fold_in(key, i), n) for i in range(m)])
     x, y = jnp.asarray(x), jnp.asarray(y)
-    vstep = jax.vmap(train_step)
-
-    @jax.jit
-    def step(state, idx, _):
-        rows = perms[:, idx]
-        state, loss = vstep(state, x[rows], y[rows])
-        return state, loss.mean()
-
+    vstep = _vmapped_step(train_step)
     index = jnp.arange(n)
-    return fit(step, states, index, index, steps=check_int("steps", steps, minimum=0), batch_size=batch_size,
-               key=key, progress=progress, checkpointer=checkpointer)
+    return fit(lambda state, idx, _: vstep(state, idx, x, y, perms), states, index, index,
+               steps=check_int("steps", steps, minimum=0), batch_size=batch_size, key=key, progress=progress,
+               checkpointer=checkpointer)
+
+
+_VMAPPED: dict = {}
+
+
+def _vmapped_step(train_step: Callable) -> Callable:
+    """One jitted ``(states, idx, x, y, perms) -> (states, mean loss)`` per ``train_step`` (compiled
+    once per shape; the data are arguments, not constants baked into the program)."""
+    if train_step not in _VMAPPED:
+        vstep = jax.vmap(train_step)
+
+        @jax.jit
+        def step(state, idx, x, y, perms):
+            rows = perms[:, idx]
+            state, loss = vstep(state, x[rows], y[rows])
+            return state, loss.mean()
+
+        _VMAPPED[train_step] = step
+    return _VMAPPED[train_step]
 
 
 class SMSResult(NamedTuple):

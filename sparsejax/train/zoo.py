@@ -24,6 +24,7 @@ every ``track_every`` steps — the "abrupt sparsification" curve of P41.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -173,11 +174,16 @@ def _data(config: dict):
     return split.x_train, split.y_train, split.x_test, split.y_test
 
 
-def lm_perplexity(model, params, x, y, batch_size: int = 256) -> float:
-    """exp(mean next-token cross-entropy) of a DecoderLM over windows ``(x, y)``."""
+@functools.lru_cache(maxsize=None)
+def _summed_ce(model):
     from sparsejax.train import cross_entropy_loss
 
-    f = jax.jit(lambda p, xb, yb: cross_entropy_loss(model.apply(p, xb), yb) * xb.shape[0])
+    return jax.jit(lambda p, xb, yb: cross_entropy_loss(model.apply(p, xb), yb) * xb.shape[0])
+
+
+def lm_perplexity(model, params, x, y, batch_size: int = 256) -> float:
+    """exp(mean next-token cross-entropy) of a DecoderLM over windows ``(x, y)``."""
+    f = _summed_ce(model)
     total = sum(float(f(params, x[i:i + batch_size], y[i:i + batch_size])) for i in range(0, len(x), batch_size))
     return float(np.exp(total / len(x)))
 
