@@ -257,6 +257,11 @@ def _train(name: str, config: dict, progress: bool) -> tuple[Any, dict]:
     return state.params, {"config": config, "metrics": metrics, "history": history}
 
 
+def _fingerprint(path: Path) -> dict:
+    """The cache entry's own checkpoint fingerprint (its config hash), independent of the run using it."""
+    return {"zoo_entry": path.name, "zoo_version": ZOO_VERSION}
+
+
 def pretrained(name: str, *, overrides: dict | None = None, cache_dir: str | Path | None = None,
                progress: bool = True, log: Callable[[str], None] | None = None) -> Pretrained:
     """Load zoo entry ``name`` from the cache, training (and caching) it on first use.
@@ -278,14 +283,14 @@ def pretrained(name: str, *, overrides: dict | None = None, cache_dir: str | Pat
                                   jnp.zeros((1, patchify(x_tr[:1], model.patch_size).shape[1]), bool))
         else:
             template = model.init(jax.random.PRNGKey(0), x_tr[:1])
-        with LoopCheckpointer(path / "checkpoint", every=1) as ckpt:
+        with LoopCheckpointer(path / "checkpoint", every=1, fingerprint=_fingerprint(path)) as ckpt:
             _, params = ckpt.restore(template)
         return Pretrained(model, params, json.loads(info_path.read_text()), path)
     log(f"[sparsejax zoo] '{name}' is not cached yet: training it once ({config['steps']} steps, seed "
         f"{config['seed']}); it will be kept in {path} (set SPARSEJAX_CACHE to move the cache)")
     params, info = _train(name, config, progress)
     path.mkdir(parents=True, exist_ok=True)
-    with LoopCheckpointer(path / "checkpoint", every=1) as ckpt:
+    with LoopCheckpointer(path / "checkpoint", every=1, fingerprint=_fingerprint(path)) as ckpt:
         ckpt.maybe_save(config["steps"], params, force=True)
     info_path.write_text(json.dumps(info, indent=1))
     return Pretrained(model, params, info, path)
