@@ -26,6 +26,12 @@ def test_trains_once_then_loads_same_weights(tmp_path):
     assert len(messages) == 1  # loaded, not retrained
     for a, b in zip(_leaves(first.params), _leaves(again.params)):
         np.testing.assert_array_equal(a, b)
+    from sparsejax.train.checkpoint import use_fingerprint
+
+    with use_fingerprint({"code": {"commit": "another run"}}):  # an experiment run's fingerprint does not matter
+        inside = zoo.pretrained("cnn_digits", overrides=TINY, cache_dir=tmp_path, progress=False, log=messages.append)
+    assert len(messages) == 1
+    np.testing.assert_array_equal(_leaves(inside.params)[0], _leaves(first.params)[0])
     other = zoo.entry_dir("cnn_digits", zoo.entry_config("cnn_digits", {**TINY, "seed": 1}), tmp_path)
     assert other != first.path
 
