@@ -45,6 +45,7 @@ def test_env_cache_root(monkeypatch, tmp_path):
         zoo.entry_config("resnet")
 
 
+@pytest.mark.slow
 def test_mae_entry_and_transfer_to_vit(tmp_path):
     mae = zoo.pretrained("vit_digits_mae", overrides={**TINY, "steps": 2, "track_every": 2, "model_kwargs": {"patch_size": 2, "d_model": 16,
                                                                                "n_layers": 1, "n_heads": 2}},
