@@ -4,8 +4,11 @@ from sparsejax.pruning.dst import (
     drop_and_grow,
     drop_fraction_at,
     dynamic_sparse,
+    reset_on_grown,
     rigl,
+    sign_drop_and_grow,
     sparse_evolutionary_training,
 )
 
-__all__ = ["dynamic_sparse", "sparse_evolutionary_training", "rigl", "drop_and_grow", "drop_fraction_at", "DSTState"]
+__all__ = ["dynamic_sparse", "sparse_evolutionary_training", "rigl", "drop_and_grow", "drop_fraction_at", "DSTState",
+           "sign_drop_and_grow", "reset_on_grown"]

@@ -110,7 +110,7 @@ class SRSTEState(NamedTuple):
     count: jax.Array
 
 
-def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = 0, *, begin_step: int = 0,
+def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = -2, *, begin_step: int = 0,
            predicate: Predicate | None = None) -> optax.GradientTransformation:
     """SR-STE sparse-refined term (Zhou et al. 2021, Fig. 2b update rule): ``g <- g + lambda_W * (1 - E) * W``
     with ``E = nm_mask(W, n, m, axis)`` recomputed from the current params, from update
@@ -153,7 +153,7 @@ class NMRecipe(NamedTuple):
 
 
 def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int = 0, finetune_steps: int = 0,
-              decay_rate: float | None = None, lambda_w: float = 2e-4, axis: int = 0,
+              decay_rate: float | None = None, lambda_w: float = 2e-4, axis: int = -2,
               predicate: Predicate | None = None) -> NMRecipe:
     """Build an :class:`NMRecipe` for ``method`` in :data:`METHODS` and target ``n:m``.
 
