@@ -96,22 +96,19 @@ class SparsityType:
         return self.expand(keep, score.shape)
 
     def drop_and_grow(self, mask: jax.Array, drop_score: jax.Array, grow_score: jax.Array, zeta) -> jax.Array:
-        """One connectivity update: drop ``floor(zeta * active)`` active units of lowest
-        ``drop_score`` (per row for row types), grow as many inactive ones of highest
-        ``grow_score``. Every count is unchanged and the structure is kept."""
+        """One connectivity update: drop the ``floor(zeta * active)`` active units of lowest
+        ``drop_score`` in the leaf, grow as many inactive ones of highest ``grow_score`` (row types:
+        each row regrows as many as it lost, inside the row). Every count is unchanged and the
+        structure is kept."""
         active = self.unit_mask(mask)
         d = self.units(drop_score)
         g = self.units(grow_score)
-        if self.per_row:
-            nnz = jnp.sum(active, axis=-1)
-            k = jnp.floor(zeta * nnz).astype(jnp.int32)
-            dropped = _top_k_rows(jnp.where(active, -d, -jnp.inf), k)
-            kept = active & ~dropped
-            grown = _top_k_rows(jnp.where(kept, -jnp.inf, g), k)
+        k = jnp.floor(zeta * jnp.sum(active)).astype(jnp.int32)
+        dropped = _top_k_flat(jnp.where(active, -d, -jnp.inf), k)
+        kept = active & ~dropped
+        if self.per_row:  # regrow inside the rows that lost units, so every row keeps its count
+            grown = _top_k_rows(jnp.where(kept, -jnp.inf, g), jnp.sum(dropped, axis=-1))
         else:
-            k = jnp.floor(zeta * jnp.sum(active)).astype(jnp.int32)
-            dropped = _top_k_flat(jnp.where(active, -d, -jnp.inf), k)
-            kept = active & ~dropped
             grown = _top_k_flat(jnp.where(kept, -jnp.inf, g), k)
         return self.expand(kept | grown, mask.shape)
 
