@@ -9,7 +9,7 @@ from sparsejax.core.densities import (
     uniform_plus_densities,
 )
 from sparsejax.core.masks import apply_mask, keep_count, magnitude_mask, random_mask, sparsity, top_k_mask
-from sparsejax.core.report import Report, report
+from sparsejax.core.report import Report, compressed_nbytes, report
 from sparsejax.core.sparsity_types import (
     Block,
     Channel,
@@ -42,7 +42,7 @@ from sparsejax.core.tree import default_predicate
 
 __all__ = [
     "uniform_densities", "er_densities", "erk_densities", "uniform_plus_densities", "layer_order", "random_mask",
-    "magnitude_mask", "apply_mask", "keep_count", "sparsity", "top_k_mask", "report", "Report", "keep_mask", "masked",
+    "magnitude_mask", "apply_mask", "keep_count", "sparsity", "top_k_mask", "report", "Report", "compressed_nbytes", "keep_mask", "masked",
     "gradual_pruning", "polynomial_sparsity", "MaskedState", "GradualPruningState", "default_predicate",
     "SparsityType", "Unstructured", "NByM", "Block", "Channel", "Group", "parse_sparsity_type",
     "create", "register_algorithm", "all_algorithm_names", "ALGORITHM_REGISTRY", "ste_magnitude_pruning",

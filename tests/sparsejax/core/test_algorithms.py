@@ -190,3 +190,24 @@ def test_create_rejects_bad_configs():
     with pytest.raises(TypeError, match="GradientTransformation"):
         sj.create({"algorithm": "no_prune"}, "adam")
     assert {"magnitude", "rigl", "set", "magnitude_ste", "global_magnitude"} <= set(sj.all_algorithm_names())
+
+
+def test_report_macs_and_bytes_per_sparsity_type():
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (16, 8)), "b": jnp.ones(8)}
+    pred = lambda p, x: x.ndim == 2  # noqa: E731
+    cases = {
+        "unstructured": (64, 64 * 4 + (64 * 3 + 7) // 8 + 17 * 4),
+        "nm_2,4": (64, 64 * 4 + (64 * 2 + 7) // 8),
+        "block_4,4": (64, 4 * 16 * 4 + 4 * 4 + 5 * 4),
+        "channel": (64, 4 * 16 * 4 + 4 * 4),
+        "group_4": (64, 16 * 4 * 4 + (16 * 2 + 7) // 8),
+    }
+    for name, (macs, nbytes) in cases.items():
+        mask = sj.magnitude_mask(params, 0.5, sparsity_type=name, predicate=pred)
+        rep = sj.report(params, mask, sparsity_type=name)
+        row = {r["path"]: r for r in rep.as_dicts()}["w"]
+        assert row["dense_macs"] == 128 and row["sparse_macs"] == macs, name
+        assert row["compressed_bytes"] == nbytes, name
+        assert rep.total["compressed_bytes"] == nbytes + 32  # the bias stays dense
+    with pytest.raises(ValueError, match="does not have the structure"):
+        sj.report(params, sj.magnitude_mask(params, 0.5, predicate=pred), sparsity_type="block_4,4")
