@@ -79,12 +79,13 @@ def test_group_mask_never_clamps():
     assert int(traced.sum()) == 16
 
 
-def test_traced_n_above_m_raises_under_jit():
+def test_traced_n_is_clamped_and_concrete_n_is_checked():
     x = jax.random.normal(jax.random.PRNGKey(0), (8, 4))
     f = jax.jit(lambda n: nm_mask(x, n, 4))
     assert int(f(jnp.int32(2)).sum()) == 16
-    with pytest.raises(Exception, match=r"scheduled n must be in \[0, m=4\], got 7"):
-        jax.block_until_ready(f(jnp.int32(7)))
+    assert int(f(jnp.int32(7)).sum()) == 32 and int(f(jnp.int32(-3)).sum()) == 0  # documented clamp to [0, m]
+    with pytest.raises(ValueError, match=r"scheduled n must be in \[0, m=4\], got 7"):
+        nm_mask(x, jnp.int32(7), 4)
 
 
 def _train(tx, params, steps=5):
