@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import hashlib
 import importlib
 import json
 import math
@@ -134,6 +135,8 @@ def _check_value(key: str, value: Any, likes: list, text: str, ranges: dict) -> 
         if not elements:
             return value
         inner = f"{key} (each element)"
+        if key in ranges:
+            ranges = {**ranges, inner: ranges[key]}  # a list key's range applies to its elements
         return [_check_value(inner, e, elements, json.dumps(e), ranges) for e in value]
     if kind == "dict":
         if not isinstance(value, dict):
@@ -149,15 +152,12 @@ def _unknown_key(key: str, config: dict):
 
 
 def _inferred_range(kind: str, likes: list) -> tuple:
-    """Bounds inferred from the presets: a count that is >= 1 in every preset must stay >= 1; a number
-    that is >= 0 in every preset must stay >= 0. Nothing else is inferred (modules declare
-    ``CONFIG_RANGES = {key: (lo, hi)}`` or a ``check_config(config)`` for the rest)."""
+    """Bounds inferred from the presets: a number that is >= 0 in every preset must stay >= 0 (a
+    negative step count, batch size, rate or width is never meant). Nothing else is inferred, since
+    0 or values above the presets' are often legitimate (``n_val=0``, ``weight_decay=0``); modules
+    declare ``CONFIG_RANGES = {key: (lo, hi)}`` or a ``check_config(config)`` for the rest."""
     nums = _numbers(likes)
-    if not nums:
-        return None, None
-    if kind == "int" and min(nums) >= 1:
-        return 1, None
-    if min(nums) >= 0:
+    if nums and min(nums) >= 0:
         return 0, None
     return None, None
 
@@ -549,15 +549,30 @@ class RunLock:
         self.release()
 
 
+CODE_PACKAGES = ("sparsejax", "geometry", "generative", "experiments")
+
+
+def source_hash(root: Path = REPO_ROOT) -> str:
+    """SHA-256 (16 hex digits) of every ``.py`` file of the code packages, paths included.
+
+    Unlike the git commit it changes with uncommitted edits and not with README or test commits.
+    """
+    digest = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def code_version() -> dict[str, Any]:
-    """The code a run used: git commit and dirty flag, and the sparsejax version."""
+    """The code a run used, as fingerprinted: a hash of the package sources and the sparsejax version."""
     from importlib import metadata
 
     try:
         version = metadata.version("sparsejax")
     except metadata.PackageNotFoundError:
         version = None
-    return {**git_info(), "sparsejax": version}
+    return {"source": source_hash(), "sparsejax": version}
 
 
 def run_fingerprint(name: str, config: dict, seed: int, code: dict | None = None) -> dict:
@@ -604,7 +619,7 @@ def run_experiment(
         raise UsageError(f"--tracker: expected one of {', '.join(TRACKERS)}, got {tracker!r}")
     out_dir = _resolve_out_dir(name, None if out is None else str(out), resume)
     _prepare_out_dir(out_dir, resume)
-    code = code_version()
+    code, git = code_version(), git_info()
     fingerprint = run_fingerprint(name, config, seed, code)
     with RunLock(out_dir):
         if resume:
@@ -615,8 +630,9 @@ def run_experiment(
                 what = ", ".join(differ) + (" and seed" if saved.get("seed") != seed else "") if differ else "seed"
                 raise UsageError(f"--resume: config or seed differ from the run in {out_dir} ({what})")
             if "fingerprint" in saved and saved["fingerprint"].get("code") != fingerprint["code"]:
-                raise UsageError(f"--resume: the run in {out_dir} was written by other code "
-                                 f"({saved['fingerprint'].get('code')} vs {fingerprint['code']}); start a fresh run")
+                raise UsageError(f"--resume: the run in {out_dir} was written by other code (source hash "
+                                 f"{saved['fingerprint']['code'].get('source')} vs {fingerprint['code']['source']}); "
+                                 f"start a fresh run")
         meta = {"experiment": name, "preset": preset, "seed": seed, "config": config}
         try:
             writer = make_writer(tracker, out_dir, name=f"{name}/{out_dir.name}", config=_to_jsonable(meta))
@@ -642,7 +658,7 @@ def run_experiment(
             "metrics": metrics,
             "wall_time_s": wall,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "git": {k: code[k] for k in ("commit", "dirty")},
+            "git": git,
             "versions": _versions(),
             "machine": machine_info(),
             "out_dir": str(out_dir),

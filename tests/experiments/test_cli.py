@@ -66,8 +66,7 @@ def _err(capsys):
     ("steps=1.5", "--set steps: expected an int, got '1.5'"),
     ("steps=true", "--set steps: expected an int, got 'true'"),
     ('steps="10"', "--set steps: expected an int, got '\"10\"'"),
-    ("steps=0", "--set steps: expected an int >= 1, got '0'"),
-    ("steps=-5", "--set steps: expected an int >= 1, got '-5'"),
+    ("steps=-5", "--set steps: expected an int >= 0, got '-5'"),
     ("learning_rate=abc", "--set learning_rate: expected a finite number, got 'abc'"),
     ("learning_rate=-1", "--set learning_rate: expected a finite number >= 0, got '-1'"),
     ("learning_rate=NaN", "--set learning_rate: expected a finite number, got 'NaN' (not finite)"),
@@ -130,8 +129,12 @@ def test_set_types_follow_the_presets(fake):
     assert config["shift"] == -3.0 and config["every"] == 0 and config["model"] == {"width": 4, "act": "relu"}
     with pytest.raises(runner.UsageError, match=r"--set flag: expected true or false, got '1'"):
         runner.make_config(fake, "smoke", ["flag=1"])
-    with pytest.raises(runner.UsageError, match=r"--set model.width: expected an int >= 1, got '0'"):
-        runner.make_config(fake, "smoke", ["model.width=0"])
+    with pytest.raises(runner.UsageError, match=r"--set model.width: expected an int >= 0, got '-1'"):
+        runner.make_config(fake, "smoke", ["model.width=-1"])
+    assert runner.make_config(fake, "smoke", ["model.width=0", "steps=0"])["steps"] == 0  # 0 can be meant
+    fake.CONFIG_RANGES = {"steps": (1, None)}
+    with pytest.raises(runner.UsageError, match=r"--set steps: expected an int >= 1, got '0'"):
+        runner.make_config(fake, "smoke", ["steps=0"])
     fake.CONFIG_RANGES = {"lr": (0.0, 1.0)}
     with pytest.raises(runner.UsageError, match=r"--set lr: expected a finite number in \[0.0, 1.0\], got '2'"):
         runner.make_config(fake, "smoke", ["lr=2"])
@@ -167,17 +170,17 @@ def test_fresh_run_refuses_a_used_directory_and_resume_checks_config(fake, tmp_p
     assert runner.main(["run", "fake_exp", "--out", out, "--resume", "--quiet"]) == 0
     assert len(fake.calls) == 2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["fingerprint"]
-    assert saved["config"] == fake.calls[0] and saved["seed"] == 0 and "commit" in saved["code"]
+    assert saved["config"] == fake.calls[0] and saved["seed"] == 0 and saved["code"]["source"] == runner.source_hash()
 
 
 def test_resume_refuses_other_code(fake, tmp_path, capsys):
     out = tmp_path / "run"
     assert runner.main(["run", "fake_exp", "--out", str(out), "--quiet"]) == 0
     config = json.loads((out / "config.json").read_text())
-    config["fingerprint"]["code"]["commit"] = "0" * 40
+    config["fingerprint"]["code"]["source"] = "0" * 16
     (out / "config.json").write_text(json.dumps(config))
     assert runner.main(["run", "fake_exp", "--out", str(out), "--resume"]) == 2
-    assert "was written by other code" in _err(capsys)
+    assert "was written by other code (source hash 0000000000000000 vs " in _err(capsys)
 
 
 def test_lock_refuses_a_live_run_and_takes_over_a_stale_one(fake, tmp_path, capsys):

@@ -148,8 +148,18 @@ def check_exact_resume(name, tmp_path):
     return reference, killed
 
 
+KNOWN = {  # found failing by this harness on this branch; to be fixed in the experiments' owners' branches
+    "affine_digits": "a model that had finished before the kill is restored at its last step, trains 0 steps and "
+                     "reports final_loss = None instead of its final loss",
+    "spe_substructure_counting": "resume restores the finished method's final checkpoint, runs 0 steps and reports "
+                                 "final_train_loss = NaN (now refused as a non-finite metric); fix in the geometry branch",
+}
+
+
 def _param(name):
     marks = [] if name in DEFAULT else [pytest.mark.slow]
+    if name in KNOWN:
+        marks.append(pytest.mark.xfail(reason=KNOWN[name], strict=False))
     return pytest.param(name, marks=marks, id=name)
 
 
