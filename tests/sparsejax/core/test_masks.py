@@ -72,7 +72,7 @@ def test_dense_first_last_keeps_budget():
     order = ["conv/kernel", "dense/kernel", "head/kernel"]
     dens = sj.erk_densities(params_tree(), 0.5, dense_first_last=True, layer_order=order)
     assert dens["conv"]["kernel"] == 1.0 and dens["head"]["kernel"] == 1.0
-    flipped = sj.erk_densities(params_tree(), 0.5, dense_first_last=True, layer_order=["dense/kernel", "conv/kernel",
+    flipped = sj.erk_densities(params_tree(), 0.2, dense_first_last=True, layer_order=["dense/kernel", "conv/kernel",
                                                                                       "head/kernel"])
     assert flipped["dense"]["kernel"] == 1.0 and flipped["conv"]["kernel"] < 1.0
     total = sum(dens[n]["kernel"] * SIZES[n] for n in SIZES) / sum(SIZES.values())
