@@ -2,7 +2,15 @@
 
 Paper: "Progressive Gradient Flow for Robust N:M Sparsity Training in Transformers" (Bambhaniya et
 al. 2024). Claim checked: decaying the gradient flow to pruned weights (MDGF-Linear,
-MDGF-Exponential, SDGF-Stepwise) beats SR-STE, and helps most at high sparsity (1:8, 1:16).
+MDGF-Exponential, SDGF-Stepwise, SDGF-Geometric) beats SR-STE, and helps most at high sparsity
+(1:8, 1:16).
+
+Deviations from the paper: tiny models (d_model 32/64) trained for hundreds/thousands of steps
+instead of ImageNet/WMT runs; the smoke preset uses ``decay_rate="per_T"`` (the mask value reaches
+~0 at the start of fine-tuning) because the official per-step coefficient 2e-4 would only decay it
+to ~0.96 in 250 steps (the full preset uses 2e-4); SDGF-Geometric's coarsest levels are dropped when
+their group (2^k M) does not divide the kernels' input width (``max_m``, e.g. 1:8 starts at 4:32 and
+1:16 at 2:32 at d_model 32); the SDGF-"densify"/"custom" decays are not implemented.
 The FF and QKV kernels of every transformer block are N:M sparse along their input axis (P7's
 "FF, Q, K, V" locations); training is dense for ``dense_frac`` of the steps, then the recipe's
 decay phase, then ``finetune_frac`` with the binary target mask. All recipes sharing an ``m`` (and
@@ -19,25 +27,32 @@ import optax
 import sparsejax as sj
 from sparsejax.data import VOCAB, batch_indices, grammar_corpus, lm_windows, load_digits
 from sparsejax.nn import DecoderLM, ViT
-from sparsejax.structured import is_nm_sparse, nm_mask, nm_recipe, sr_ste, ste_sparse
+from sparsejax.structured import frame_index, is_nm_sparse, level_mask, nm_mask, nm_recipe, sr_ste, ste_sparse
 from sparsejax.train import LoopCheckpointer, TrainState, cross_entropy_loss
 
 PRESETS = {
     "smoke": {
         "tasks": ["vit", "lm"], "patterns": ["2:4", "1:4", "1:8", "1:16"],
-        "methods": ["srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise"],
-        "steps": 250, "batch_size": 64, "learning_rate": 3e-3, "dense_frac": 0.1, "finetune_frac": 0.15,
+        "methods": ["srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise",
+                    "structure_decay_geometric"],
+        "decay_rate": "per_T", "steps": 250, "batch_size": 64, "learning_rate": 3e-3, "dense_frac": 0.1, "finetune_frac": 0.15,
         "lambda_w": 2e-4, "d_model": 32, "n_layers": 2, "n_heads": 4, "lm_sentences": 1500, "seq_len": 32,
         "seeds": [0], "checkpoint_every": 0,
     },
     "full": {
         "tasks": ["vit", "lm"], "patterns": ["2:4", "1:4", "1:8", "1:16"],
-        "methods": ["srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise"],
-        "steps": 3000, "batch_size": 64, "learning_rate": 2e-3, "dense_frac": 0.1, "finetune_frac": 0.15,
+        "methods": ["srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise",
+                    "structure_decay_geometric"],
+        "decay_rate": 2e-4, "steps": 3000, "batch_size": 64, "learning_rate": 2e-3, "dense_frac": 0.1, "finetune_frac": 0.15,
         "lambda_w": 2e-4, "d_model": 64, "n_layers": 3, "n_heads": 4, "lm_sentences": 8000, "seq_len": 48,
         "seeds": [0, 1, 2], "checkpoint_every": 500,
     },
 }
+
+
+PAPERS = ("P7",)
+CLAIM = ("P7: decaying the gradient flow to pruned weights (MDGF, SDGF) beats SR-STE for N:M sparse transformers, "
+         "most at high sparsity (1:8, 1:16)")
 
 
 def block_ff_qkv(path: str, leaf) -> bool:
@@ -83,19 +98,43 @@ def _group_members(config, m):
     return ([("dense", m)] if m == first_m else []) + members
 
 
-def _make_group(model, loss_fn, members, m, config):
-    """vmapped init/step over the group's recipes (betas and N_t from the recipes' schedules)."""
+def _max_m(params) -> int:
+    """Largest group size every N:M kernel's input width is a multiple of (their gcd)."""
+    from sparsejax.core.tree import leaves_with_paths
+
+    widths = [w.shape[-2] for path, w in leaves_with_paths(params) if block_ff_qkv(path, w)]
+    return int(np.gcd.reduce(widths)) if widths else 1
+
+
+def _make_group(model, loss_fn, members, m, config, max_m):
+    """vmapped init/step over the group's recipes (betas, N_t and SDGF-Geometric's levels from the
+    recipes' schedules)."""
     steps = config["steps"]
     dense_steps = int(config["dense_frac"] * steps)
     finetune = int(config["finetune_frac"] * steps)
     recipes = [None if meth == "dense" else
                nm_recipe(meth, n, m, total_steps=steps, dense_steps=dense_steps, finetune_steps=finetune,
-                         lambda_w=config["lambda_w"], axis=0, predicate=block_ff_qkv) for meth, n in members]
+                         decay_rate=config["decay_rate"], lambda_w=config["lambda_w"], axis=-2,
+                         predicate=block_ff_qkv, max_m=max_m) for meth, n in members]
+    from sparsejax.structured import geometric_structure_levels
+
+    geo = {i: geometric_structure_levels(n, m, max_m) for i, (meth, n) in enumerate(members)
+           if meth == "structure_decay_geometric"}
+    candidates = sorted({lv for levels in geo.values() for lv in levels}, key=lambda ab: (-ab[1], ab[0]))
+    tables = {i: jnp.asarray([candidates.index(lv) for lv in levels], jnp.int32) for i, levels in geo.items()}
+    frames = {i: frame_index(dense_steps, steps - finetune, len(levels)) for i, levels in geo.items()}
+    is_geo = jnp.asarray([i in geo for i in range(len(members))])
+
+    def candidate_at(i, t):
+        if i not in geo:
+            return jnp.int32(-1)
+        lvl = frames[i](t)
+        return jnp.where(lvl < 0, -1, tables[i][jnp.maximum(lvl, 0)])
     n_target = jnp.array([n for _, n in members], jnp.int32)
     lams = jnp.array([config["lambda_w"] if meth == "srste" else 0.0 for meth, _ in members], jnp.float32)
 
     def member_tx(n, lam):
-        return optax.chain(sr_ste(n, m, lam, axis=0, begin_step=dense_steps, predicate=block_ff_qkv),
+        return optax.chain(sr_ste(n, m, lam, axis=-2, begin_step=dense_steps, predicate=block_ff_qkv),
                            optax.adam(config["learning_rate"]))
 
     def init(params):
@@ -107,16 +146,23 @@ def _make_group(model, loss_fn, members, m, config):
         t = state.step
         betas = jnp.stack([jnp.float32(1.0) if r is None else r.mask_value(t) for r in recipes])
         n_now = jnp.stack([jnp.int32(m) if r is None else r.n_at(t) for r in recipes])
+        cand = jnp.stack([candidate_at(i, t) for i in range(len(members))])
 
-        def one(params, opt_state, beta, n_t, n, lam):
+        def one(params, opt_state, beta, n_t, n, lam, c, geo_member):
             def loss(p):
-                return loss_fn(model.apply(ste_sparse(p, nm_mask(p, n_t, m, 0, predicate=block_ff_qkv), beta), x), y)
+                mask = nm_mask(p, jnp.minimum(n_t, m), m, -2, predicate=block_ff_qkv)
+                if candidates:
+                    coarse = level_mask(p, candidates, c, predicate=block_ff_qkv)
+                    mask = jax.tree_util.tree_map(lambda a, b: None if a is None else jnp.where(geo_member, b, a),
+                                                  mask, coarse, is_leaf=lambda v: v is None)
+                return loss_fn(model.apply(ste_sparse(p, mask, beta), x), y)
 
             value, grads = jax.value_and_grad(loss)(params)
             updates, opt_state = member_tx(n, lam).update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, value
 
-        params, opt_state, losses = jax.vmap(one)(state.params, state.opt_state, betas, n_now, n_target, lams)
+        params, opt_state, losses = jax.vmap(one)(state.params, state.opt_state, betas, n_now, n_target, lams, cand,
+                                                  is_geo)
         return TrainState(params, opt_state, t + 1), losses
 
     return recipes, init, jax.jit(step, donate_argnums=0)
@@ -125,9 +171,9 @@ def _make_group(model, loss_fn, members, m, config):
 def _train_group(ctx, config, task_name, seed, m):
     model, loss_fn, x, y, evaluate, metric, _ = _task(task_name, config, seed)
     members = _group_members(config, m)
-    recipes, init, step = _make_group(model, loss_fn, members, m, config)
     key = jax.random.PRNGKey(1000 * ctx.seed + seed)
     params0 = model.init(key, jnp.asarray(x[:1]))
+    recipes, init, step = _make_group(model, loss_fn, members, m, config, _max_m(params0))
     state = init(params0)
     every = config["checkpoint_every"]
     ckpt = LoopCheckpointer(ctx.checkpoint_dir(f"{task_name}-m{m}-seed{seed}"), every or 1, enabled=every > 0)
@@ -149,7 +195,7 @@ def _train_group(ctx, config, task_name, seed, m):
             kernels = [w for w, e in zip(jax.tree_util.tree_leaves(params),
                                          jax.tree_util.tree_leaves(mask, is_leaf=lambda v: v is None))
                        if e is not None]
-            exact = all(is_nm_sparse(w, n, m, axis=0) for w in kernels)
+            exact = all(is_nm_sparse(w, n, m, axis=-2) for w in kernels)
             sparsity = sj.sparsity(mask)
         else:
             exact, sparsity = True, 0.0
@@ -170,7 +216,7 @@ def run(config: dict, ctx) -> dict:
                 for r in group:
                     ctx.log(f"{r['task']} {r['pattern']} {r['method']}: "
                             f"{r.get('test_accuracy', r.get('val_perplexity')):.4f}")
-    summary = summarize(rows, config)
+    summary = _summary(rows, config)
     ctx.save_figure(plot(rows, config), "nm_gradient_flow.png")
     return {"rows": rows, **summary}
 
@@ -180,7 +226,7 @@ def _mean(rows, key, **where):
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def summarize(rows, config) -> dict:
+def _summary(rows, config) -> dict:
     """Per task and pattern: metric of every recipe, gain of each decay recipe over SR-STE (accuracy
     points up / perplexity down), and whether the best decay gain is larger at high sparsity."""
     out, claim = {}, {}
@@ -227,3 +273,30 @@ def plot(rows, config):
     fig.suptitle("P7: SR-STE vs decaying gradient flow")
     fig.tight_layout()
     return fig
+
+
+def summarize(results: dict) -> str:
+    """One table cell: per task, SR-STE and the best decay recipe at each pattern, the dense model and the verdicts."""
+    m = results["metrics"]
+    cfg = results.get("config", {})
+    parts = []
+    verdicts = []
+    for task, per in m["by_task"].items():
+        unit, scale = ("acc %", 100.0) if task == "vit" else ("ppl", 1.0)
+        cells = []
+        for p, v in per.items():
+            if p == "dense":
+                continue
+            decays = {k: x for k, x in v.items() if k not in ("srste", "best_decay_gain_over_srste")}
+            best = max(decays, key=lambda k: scale * decays[k] * (1 if task == "vit" else -1))
+            cells.append(f"{p} SR-STE {scale * v['srste']:.1f} vs {best} {scale * decays[best]:.1f}")
+        parts.append(f"{task} ({unit}; dense {scale * per['dense']:.1f}): " + ", ".join(cells))
+        c = m["claims"].get(task)
+        if c:
+            verdicts.append(f"{task}: decay beats SR-STE at high sparsity "
+                            f"{'claim held' if c['decay_beats_srste_at_high_sparsity'] else 'did not hold'} "
+                            f"(mean gain {scale * c['mean_gain_high_sparsity']:+.2f} vs {scale * c['mean_gain_low_sparsity']:+.2f}"
+                            f" at low sparsity)")
+    return ("; ".join(parts) + f"; {cfg.get('steps')} steps, {len(cfg.get('seeds', [0]))} seed(s), decay_rate "
+            f"{cfg.get('decay_rate')}; trivial baseline: chance 10% / uniform-token ppl; exact N:M: "
+            f"{m['all_final_weights_exact_nm']}; " + "; ".join(verdicts))

@@ -3,7 +3,7 @@
 Paper: "The Unreasonable Effectiveness of Random Pruning: Return of the Most Naive Baseline for
 Sparse Training" (Liu et al., ICLR 2022). Masks are drawn once at initialisation with exact
 per-layer counts (``sparsejax.random_mask``) from uniform or ERK densities, and the network is
-trained sparse from scratch with ``sparsejax.masked(adam)``. Claims checked: (1) the accuracy
+trained sparse from scratch with ``sparsejax.keep_mask(adam)``. Claims checked: (1) the accuracy
 gap to the dense network of the same width shrinks as width grows; (2) ERK beats uniform at high
 sparsity. One jitted step per (model, width): masks live in the optimizer state, so the 9 runs of
 a width (dense + 4 sparsities x 2 distributions) share one compilation.
@@ -33,6 +33,10 @@ PRESETS = {
         "learning_rate": 2e-3, "checkpoint_every": 500,
     },
 }
+
+PAPERS = ("P4",)
+CLAIM = ("P4: randomly pruned sparse networks trained from scratch approach the dense network as width grows, "
+         "and ERK layer ratios beat uniform at high sparsity")
 
 MODELS = {"mlp": lambda width: MLP(10, hidden=(64, 64), width=width),
           "cnn": lambda width: CNN(10, channels=(8, 16), hidden=32, width=width)}
@@ -75,7 +79,7 @@ def run(config: dict, ctx) -> dict:
         for width in config["widths"]:
             model = MODELS[model_name](width)
             template = model.init(jax.random.PRNGKey(0), split.x_train[:1])
-            tx = sj.masked(optax.adam(config["learning_rate"]), _draw_mask(jax.random.PRNGKey(0), template, "dense", 0.0))
+            tx = sj.keep_mask(optax.adam(config["learning_rate"]), _draw_mask(jax.random.PRNGKey(0), template, "dense", 0.0))
             train_step = make_train_step(model.apply, tx)
             eval_step = make_eval_step(model.apply)
             for seed in config["seeds"]:
@@ -107,7 +111,7 @@ def run(config: dict, ctx) -> dict:
                         fh.write(json.dumps(row) + "\n")
                     bar.update()
     bar.close()
-    summary = summarize(rows)
+    summary = _summary(rows)
     ctx.save_figure(plot(rows, config), "accuracy_gap.png")
     return {"rows": rows, **summary}
 
@@ -117,7 +121,7 @@ def _mean_acc(rows, **where):
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def summarize(rows) -> dict:
+def _summary(rows) -> dict:
     """Gap to dense per (model, width, distribution, sparsity) and the two claims of P4."""
     gaps = {}
     for r in rows:
@@ -168,3 +172,24 @@ def plot(rows, config):
         ax.legend(fontsize=7)
     fig.suptitle("Random pruning at init (P4): gap to the dense model of the same width")
     return fig
+
+
+def summarize(results: dict) -> str:
+    """One table cell: mean gap to dense at the smallest and largest width, ERK minus uniform, verdicts."""
+    m = results["metrics"]
+    cfg = results.get("config", {})
+    gaps = m["mean_gap_by_width"]
+    widths = sorted({int(k.split("/w")[1]) for k in gaps})
+    models = sorted({k.split("/")[0] for k in gaps})
+    parts = []
+    for model in models:
+        lo, hi = gaps[f"{model}/w{widths[0]}"], gaps[f"{model}/w{widths[-1]}"]
+        parts.append(f"{model}: gap to dense {100 * lo:.1f} pts at width x{widths[0]} -> {100 * hi:.1f} at x{widths[-1]}")
+    erk = m["erk_minus_uniform_at_highest_sparsity"]
+    mean_erk = float(np.mean(list(erk.values()))) if erk else float("nan")
+    shrink = all(m["claim_gap_shrinks_with_width"].values())
+    seeds = len(cfg.get("seeds", [0]))
+    return (f"{'; '.join(parts)} (mean over sparsities {cfg.get('sparsities')}); ERK - uniform at s="
+            f"{m['highest_sparsity']}: {100 * mean_erk:+.1f} pts; {cfg.get('steps')} steps, {seeds} seed(s); "
+            f"trivial baseline: chance 10%; gap shrinks: {'claim held' if shrink else 'did not hold'}; ERK > uniform: "
+            f"{'claim held' if m['claim_erk_beats_uniform_at_high_sparsity'] else 'did not hold'}")

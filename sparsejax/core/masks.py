@@ -6,6 +6,8 @@ so masks can be recomputed inside a jitted update with a traced density and neve
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +15,6 @@ import numpy as np
 from sparsejax.core.densities import uniform_densities
 from sparsejax.core.tree import (
     Predicate,
-    check_finite,
     check_like,
     check_sparsity,
     is_none,
@@ -21,15 +22,71 @@ from sparsejax.core.tree import (
     leaves_with_paths,
     select,
 )
+from sparsejax.core.sparsity_types import Unstructured, parse_sparsity_type
+from sparsejax.core.validation import check_array, check_choice, check_int, is_traced
+
+
+def _exact_round(total_int, frac):
+    """Round ``total_int + frac`` (``frac`` in ``[0, 4)``) half to even, as an int32."""
+    fi = jnp.floor(frac)
+    r = frac - fi
+    base = total_int + fi.astype(jnp.int32)
+    return base + (r > 0.5).astype(jnp.int32) + ((r == 0.5) & (base % 2 == 1)).astype(jnp.int32)
+
+
+def _split(a):
+    c = jnp.float32(4097.0) * a  # Veltkamp split of a float32 into two 12-bit halves
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_product(a, b):
+    """``p + e == a * b`` exactly for float32 ``a``, ``b`` (Dekker 1971)."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
 def keep_count(density, size: int) -> jax.Array:
-    """Number of entries kept at ``density`` in a leaf of ``size`` entries (rounded to nearest)."""
-    return jnp.round(jnp.asarray(density, jnp.float32) * size).astype(jnp.int32)
+    """Number of entries kept at ``density`` in a leaf of ``size`` entries: ``round(density * size)``
+    computed exactly (half to even), for concrete and traced densities alike.
+
+    A concrete density is multiplied as an exact rational; a traced one (float32) through an
+    error-free product, so counts stay exact above 2^24 entries where a float32 product is not.
+    """
+    size = check_int("size", size, minimum=0, maximum=2**31 - 1)
+    if not is_traced(density):
+        d = float(np.asarray(density))
+        if not 0.0 <= d <= 1.0:
+            raise ValueError(f"density must be in [0, 1], got {d!r}")
+        return jnp.asarray(round(Fraction(d) * size), jnp.int32)
+    d = jnp.asarray(density, jnp.float32)
+    terms = []
+    for part in (float((size >> 12) << 12), float(size & 4095)):
+        terms += list(_two_product(d, jnp.float32(part)))
+    ints = [jnp.floor(t) for t in terms]
+    total = sum(i.astype(jnp.int32) for i in ints)
+    frac = sum(t - i for t, i in zip(terms, ints))
+    return _exact_round(total, frac)
 
 
 def top_k_mask(scores: jax.Array, k) -> jax.Array:
-    """Boolean mask of the ``k`` largest ``scores`` (exactly ``k``; ties broken by position)."""
+    """Boolean mask of the ``k`` largest ``scores`` (exactly ``k``; ties broken by position).
+
+    ``k`` is an int in ``[0, scores.size]`` or a 0-d integer array (traced: the caller keeps it in
+    range; outside it the mask keeps ``clip(k, 0, size)``). Concrete ``scores`` must not hold NaN;
+    ``-inf`` is allowed (it marks entries to rank last).
+    """
+    check_array("scores", scores)
+    if is_traced(k) or isinstance(k, jax.Array):
+        check_array("k", k, ndim=0, dtype_kind="iu")
+        if not is_traced(k):
+            check_int("k", int(k), minimum=0, maximum=int(np.size(scores)))
+    else:
+        check_int("k", k, minimum=0, maximum=int(np.size(scores)))
+    if not is_traced(scores) and bool(jnp.isnan(scores).any()):
+        raise ValueError(f"scores must not hold NaN, got {int(jnp.isnan(scores).sum())} NaN entries")
     flat = scores.reshape(-1)
     order = jnp.argsort(-flat, stable=True)
     ranks = jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32))
@@ -45,60 +102,91 @@ def _check_densities(params, densities):
             raise ValueError(f"density of leaf {path!r} must be in [0, 1], got {float(d)}")
 
 
-def random_mask(key: jax.Array, params, densities):
+def _leaf_masks(params, densities, score_fn, stype):
+    """``stype.mask(score_fn(i, path, leaf), density)`` at every leaf with a density."""
+    out = []
+    pairs = zip(leaves_with_paths(params), jax.tree_util.tree_leaves(densities, is_leaf=is_none))
+    for i, ((path, w), d) in enumerate(pairs):
+        if d is None:
+            out.append(None)
+            continue
+        stype.check(np.shape(w), where=f"params leaf {path!r}")
+        out.append(stype.mask(score_fn(i, path, w), d))
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), out)
+
+
+def random_mask(key: jax.Array, params, densities, *, sparsity_type=None, predicate: Predicate | None = None):
     """Random mask keeping exactly ``round(density * size)`` entries of each leaf (not Bernoulli).
 
     ``densities`` is a tree from :func:`uniform_densities` / :func:`erk_densities` (``None`` leaves
-    stay dense) or a float sparsity applied uniformly.
+    stay dense) or a float sparsity applied uniformly. ``sparsity_type``
+    (:mod:`sparsejax.core.sparsity_types`, or a string such as ``"nm_2,4"``) draws whole random units
+    instead of entries (exact unit counts).
     """
+    stype = parse_sparsity_type(sparsity_type)
     if is_scalar(densities):
-        densities = uniform_densities(params, densities)
+        densities = uniform_densities(params, densities, predicate=predicate)
     _check_densities(params, densities)
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    d_leaves = jax.tree_util.tree_leaves(densities, is_leaf=is_none)
-    keys = jax.random.split(key, len(leaves))
-    out = [
-        None if d is None else top_k_mask(jax.random.uniform(k, leaf.shape), keep_count(d, leaf.size))
-        for leaf, d, k in zip(leaves, d_leaves, keys)
-    ]
-    return jax.tree_util.tree_unflatten(treedef, out)
+    keys = jax.random.split(key, max(len(jax.tree_util.tree_leaves(params)), 1))
+    return _leaf_masks(params, densities, lambda i, path, w: jax.random.uniform(keys[i], np.shape(w)), stype)
 
 
-def magnitude_mask(params, densities_or_sparsity, scope: str = "layer", *, predicate: Predicate | None = None):
-    """Keep the largest-magnitude weights.
+def check_scores(params, selected, what: str = "params") -> None:
+    """Raise ``ValueError`` naming the first selected leaf holding NaN or inf (magnitude scores
+    must be finite: an inf weight would always be kept, a NaN one ranks arbitrarily)."""
+    for (path, leaf), (_, sel) in zip(leaves_with_paths(params), leaves_with_paths(selected)):
+        if sel is None or is_traced(leaf):
+            continue
+        bad = ~jnp.isfinite(leaf)
+        if bool(bad.any()):
+            kind = "NaN" if bool(jnp.isnan(leaf).any()) else "inf"
+            raise ValueError(f"{what} leaf {path!r} contains {kind}; magnitude pruning needs finite weights")
+
+
+def magnitude_mask(params, densities_or_sparsity, scope: str = "layer", *, predicate: Predicate | None = None,
+                   sparsity_type=None, scores=None):
+    """Keep the largest-magnitude weights (or the largest ``scores``, a tree like ``params``, e.g.
+    from :mod:`sparsejax.pruning.scores`).
 
     ``scope="layer"``: each leaf keeps ``round(density * size)`` entries, densities given as a tree
     or as one float sparsity (uniform). ``scope="global"``: one magnitude threshold over all
-    sparsifiable leaves, keeping ``round((1 - sparsity) * total)`` entries; needs a float sparsity.
+    sparsifiable leaves, keeping ``round((1 - sparsity) * total)`` entries; needs a float sparsity
+    and unstructured sparsity. ``sparsity_type`` keeps whole units (N:M groups, blocks, channels,
+    groups) ranked by their L2 norm of ``|w|``.
     """
-    if scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    check_choice("scope", scope, ("layer", "global"))
+    stype = parse_sparsity_type(sparsity_type)
+    score_tree = jax.tree_util.tree_map(jnp.abs, params) if scores is None else scores
+    if scores is not None:
+        check_like(params, scores, what="scores", allow_none=True)
     scalar = is_scalar(densities_or_sparsity)
     if scope == "global":
         if not scalar:
             raise TypeError("scope='global' takes one float sparsity, not a densities tree")
-        return _global_magnitude_mask(params, densities_or_sparsity, predicate)
+        if not isinstance(stype, Unstructured):
+            raise ValueError(f"scope='global' ranks single weights; got sparsity_type {stype!r}")
+        return _global_mask(params, score_tree, densities_or_sparsity, predicate)
     densities = uniform_densities(params, densities_or_sparsity, predicate=predicate) if scalar \
         else densities_or_sparsity
     _check_densities(params, densities)
-    check_finite(params, densities)
-    return jax.tree_util.tree_map(
-        lambda d, w: None if d is None else top_k_mask(jnp.abs(w), keep_count(d, w.size)),
-        densities, params, is_leaf=is_none,
-    )
+    check_scores(score_tree, densities, "scores" if scores is not None else "params")
+    s_leaves = jax.tree_util.tree_leaves(score_tree)
+    return _leaf_masks(params, densities, lambda i, path, w: s_leaves[i], stype)
 
 
-def _global_magnitude_mask(params, sparsity, predicate):
+def _global_mask(params, score_tree, sparsity, predicate):
     check_sparsity(sparsity)
     selected = select(params, predicate)
-    check_finite(params, selected)
+    check_scores(score_tree, selected)
     leaves, treedef = jax.tree_util.tree_flatten(params)
+    scores = jax.tree_util.tree_leaves(score_tree)
     sel = jax.tree_util.tree_leaves(selected, is_leaf=is_none)
-    chosen = [w for w, s in zip(leaves, sel) if s is not None]
+    chosen = [s for s, c in zip(scores, sel) if c is not None]
     if not chosen:
         raise ValueError("params have no sparsifiable leaves (check the predicate)")
-    flat = jnp.concatenate([jnp.abs(w).reshape(-1) for w in chosen])
-    keep = top_k_mask(flat, keep_count(1.0 - jnp.asarray(sparsity), flat.size))
+    flat = jnp.concatenate([jnp.asarray(s, jnp.float32).reshape(-1) for s in chosen])
+    dens = 1.0 - sparsity if is_traced(sparsity) else 1.0 - float(np.asarray(sparsity))
+    keep = top_k_mask(flat, keep_count(dens, flat.size))
     out, offset = [], 0
     for w, s in zip(leaves, sel):
         if s is None:

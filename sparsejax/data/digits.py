@@ -5,6 +5,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sparsejax.core.validation import check_int, check_number
+
 
 class Split(NamedTuple):
     """A train/test split of inputs ``x`` (float32) and integer labels ``y``."""
@@ -28,8 +30,8 @@ def load_digits(test_size: float = 0.25, seed: int = 0, *, flatten: bool = False
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    check_number("test_size", test_size, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
+    check_int("seed", seed, minimum=0)
     bunch = _load()
     x = (bunch.images / 16.0).astype(np.float32)
     x = x.reshape(len(x), -1) if flatten else x[..., None]
@@ -44,6 +46,14 @@ def synthetic_classification(
     """A standardised ``sklearn.datasets.make_classification`` problem split into train/test."""
     from sklearn.datasets import make_classification
     from sklearn.model_selection import train_test_split
+
+    n_features = check_int("n_features", n_features, minimum=2)
+    n_classes = check_int("n_classes", n_classes, minimum=2)
+    n_samples = check_int("n_samples", n_samples, minimum=2 * n_classes)
+    check_number("test_size", test_size, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
+    check_int("seed", seed, minimum=0)
+    if n_classes * 2 > 2 ** max(2, n_features // 2):
+        raise ValueError(f"n_classes={n_classes} needs more informative features than n_features={n_features} gives")
 
     x, y = make_classification(
         n_samples=n_samples, n_features=n_features, n_informative=max(2, n_features // 2),

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sparsejax.core.validation import check_index_range, check_int
+
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 
@@ -78,8 +80,9 @@ def sample_sentence(rng: np.random.Generator, max_depth: int = 8) -> list[str]:
 def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24) -> GrammarCorpus:
     """``n_sentences`` tokenised PCFG sentences, padded to ``max_len`` (sentences needing more than
     ``max_len`` tokens including ``<bos>``/``<eos>`` are redrawn). Deterministic in ``seed``."""
-    if n_sentences < 1:
-        raise ValueError(f"n_sentences must be >= 1, got {n_sentences}")
+    n_sentences = check_int("n_sentences", n_sentences, minimum=1)
+    check_int("seed", seed, minimum=0)
+    max_len = check_int("max_len", max_len)
     if max_len < 5:
         raise ValueError(f"max_len must be >= 5 (the shortest sentence has 3 tokens + bos/eos), got {max_len}")
     rng = np.random.default_rng(seed)
@@ -99,8 +102,7 @@ def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24) -> Gramma
 def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
     """Concatenate the sentences (without padding) into one stream and cut it into
     non-overlapping windows of ``seq_len + 1`` tokens: inputs ``w[:, :-1]``, targets ``w[:, 1:]``."""
-    if seq_len < 1:
-        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    seq_len = check_int("seq_len", seq_len, minimum=1)
     stream = np.concatenate([row[:n] for row, n in zip(corpus.tokens, corpus.lengths)])
     n_windows = len(stream) // (seq_len + 1)
     if n_windows == 0:
@@ -109,5 +111,8 @@ def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
 
 
 def decode(tokens, vocab: tuple[str, ...] = VOCAB) -> str:
-    """Token ids -> space-separated words, dropping ``<pad>``."""
+    """Token ids -> space-separated words, dropping ``<pad>``. Ids outside the vocabulary raise
+    (a negative id would otherwise wrap around to the end of the vocabulary)."""
+    ids = np.asarray(tokens)
+    check_index_range("tokens", ids.astype(np.int64) if ids.dtype.kind in "iu" else ids, len(vocab))
     return " ".join(vocab[int(t)] for t in np.asarray(tokens).reshape(-1) if int(t) != PAD)

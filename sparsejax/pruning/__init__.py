@@ -4,11 +4,14 @@ from sparsejax.pruning.dst import (
     drop_and_grow,
     drop_fraction_at,
     dynamic_sparse,
+    reset_on_grown,
     rigl,
+    sign_drop_and_grow,
     sparse_evolutionary_training,
 )
 
-__all__ = ["dynamic_sparse", "sparse_evolutionary_training", "rigl", "drop_and_grow", "drop_fraction_at", "DSTState"]
+__all__ = ["dynamic_sparse", "sparse_evolutionary_training", "rigl", "drop_and_grow", "drop_fraction_at", "DSTState",
+           "sign_drop_and_grow", "reset_on_grown"]
 
 # --- prune-retrain recipes (issue 16: IMP, SMS, ISS-P, essential sparsity, QuickSelection) ---
 from sparsejax.pruning.essential import essential_sparsity, knee, near_zero_fraction, one_shot_sweep  # noqa: E402

@@ -17,6 +17,15 @@ code). The recipes differ in ``(beta_t, N_t)`` and in the gradient transform:
   ``beta_t = exp(-rate * (t - t_d))`` (:func:`linear_mask_decay`, :func:`exponential_mask_decay`).
 * ``structure_decay_stepwise`` (SDGF): ``beta = 0`` and the pattern moves from a denser N:M to the
   target: ``(M-1):M, (M/2):M, (M/4):M, ..., N:M`` over equal frames (:func:`stepwise_structure_decay`).
+* ``structure_decay_geometric`` (SDGF-Geometric, the official ``"fine"`` decay): ``beta = 0`` and the
+  density stays ``N/M`` while the groups shrink: ``(2^K N):(2^K M), ..., 2N:2M, N:M`` with
+  ``K = log2(M/N)`` (1:8 -> 8:64, 4:32, 2:16, 1:8) over equal frames
+  (:func:`geometric_structure_levels`); ``max_m`` drops the levels whose group does not fit the
+  kernels (a deviation only at small widths).
+
+MDGF decays at the official per-step coefficient ``2e-4`` by default (``decay_rate="per_T"`` gives
+the earlier defaults ``1 / T_decay`` (linear) and ``5 / T_decay`` (exponential), which reach ~0 at the
+start of fine-tuning in short runs).
 
 A training run is split into ``dense_steps`` (dense training, ``beta = 1``/``N_t = M``), the decay
 phase, and ``finetune_steps`` (binary target mask) as in P7's dense / sparse / fine-tune epochs.
@@ -29,12 +38,15 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sparsejax.core.tree import Predicate, is_none
 from sparsejax.structured.nm import _check_nm_args, nm_mask
 
-METHODS = ("srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise")
+METHODS = ("srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise",
+           "structure_decay_geometric")
+OFFICIAL_DECAY_COEF = 2e-4  # the official code's default decay_coef per step (train.py)
 
 
 def _check_steps(**steps) -> None:
@@ -45,7 +57,7 @@ def _check_steps(**steps) -> None:
 
 def linear_mask_decay(rate: float, begin_step: int = 0) -> Callable:
     """MDGF-Linear: ``beta_t = clip(1 - rate * (t - begin_step), 0, 1)`` (1 before ``begin_step``)."""
-    if rate <= 0:
+    if isinstance(rate, (bool, str)) or not isinstance(rate, (int, float, np.floating)) or rate <= 0:
         raise ValueError(f"decay rate must be > 0, got {rate}")
     _check_steps(begin_step=begin_step)
     return lambda step: jnp.clip(1.0 - rate * (jnp.asarray(step, jnp.float32) - begin_step), 0.0, 1.0)
@@ -53,7 +65,7 @@ def linear_mask_decay(rate: float, begin_step: int = 0) -> Callable:
 
 def exponential_mask_decay(rate: float, begin_step: int = 0) -> Callable:
     """MDGF-Exponential: ``beta_t = exp(-rate * max(t - begin_step, 0))``."""
-    if rate <= 0:
+    if isinstance(rate, (bool, str)) or not isinstance(rate, (int, float, np.floating)) or rate <= 0:
         raise ValueError(f"decay rate must be > 0, got {rate}")
     _check_steps(begin_step=begin_step)
     return lambda step: jnp.exp(-rate * jnp.maximum(jnp.asarray(step, jnp.float32) - begin_step, 0.0))
@@ -71,6 +83,53 @@ def structure_decay_levels(n: int, m: int) -> tuple[int, ...]:
     if levels[-1] != n:
         levels.append(n)
     return tuple(levels)
+
+
+def geometric_structure_levels(n: int, m: int, max_m: int | None = None) -> tuple[tuple[int, int], ...]:
+    """SDGF-Geometric levels for target ``n:m``: ``(2^k n, 2^k m)`` for ``k = K .. 0``,
+    ``K = floor(log2(m / n))`` (1:8 -> 8:64, 4:32, 2:16, 1:8), without the levels whose group size
+    ``2^k m`` exceeds ``max_m`` or does not divide it."""
+    _check_nm_args(n, m)
+    k_max = int(np.floor(np.log2(m / n)))
+    levels = [(n * 2**k, m * 2**k) for k in range(k_max, -1, -1)]
+    if max_m is not None:
+        max_m = int(max_m)
+        levels = [(a, b) for a, b in levels if b <= max_m and max_m % b == 0]
+    if not levels or levels[-1] != (n, m):
+        raise ValueError(f"max_m={max_m} does not fit the target {n}:{m}")
+    return tuple(levels)
+
+
+def frame_index(begin_step: int, end_step: int, frames: int) -> Callable:
+    """``step -> `` index of the equal frame of ``[begin_step, end_step)`` it falls in (``-1`` before,
+    ``frames - 1`` from ``end_step`` on), as int32."""
+    _check_steps(begin_step=begin_step, end_step=end_step)
+    if end_step <= begin_step:
+        raise ValueError(f"end_step ({end_step}) must be > begin_step ({begin_step})")
+    frame = (end_step - begin_step) / frames
+
+    def index(step):
+        step = jnp.asarray(step, jnp.float32)
+        idx = jnp.clip(jnp.floor((step - begin_step) / frame), 0, frames - 1).astype(jnp.int32)
+        return jnp.where(step < begin_step, -1, idx)
+
+    return index
+
+
+def level_mask(params, levels, idx, *, axis: int = -2, predicate: Predicate | None = None):
+    """The N:M mask of ``levels[idx]`` (a traced int; ``-1`` = dense) without recompiling: every
+    level's mask is computed and the current one selected."""
+    masks = [nm_mask(params, a, b, axis, predicate=predicate) for a, b in levels]
+
+    def pick(*leaves):
+        if leaves[0] is None:
+            return None
+        out = jnp.ones_like(leaves[0])
+        for i, leaf in enumerate(leaves):
+            out = jnp.where(idx == i, leaf, out)
+        return out
+
+    return jax.tree_util.tree_map(pick, *masks, is_leaf=is_none)
 
 
 def stepwise_structure_decay(n: int, m: int, begin_step: int, end_step: int) -> Callable:
@@ -110,7 +169,7 @@ class SRSTEState(NamedTuple):
     count: jax.Array
 
 
-def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = 0, *, begin_step: int = 0,
+def sr_ste(n: int, m: int, lambda_w: float = 2e-4, axis: int = -2, *, begin_step: int = 0,
            predicate: Predicate | None = None) -> optax.GradientTransformation:
     """SR-STE sparse-refined term (Zhou et al. 2021, Fig. 2b update rule): ``g <- g + lambda_W * (1 - E) * W``
     with ``E = nm_mask(W, n, m, axis)`` recomputed from the current params, from update
@@ -142,7 +201,8 @@ class NMRecipe(NamedTuple):
     ``sparsify(params, step)`` -> effective params for the forward pass (straight-through grads);
     ``tx`` -> gradient transform to chain before the optimizer (SR-STE term or identity);
     ``mask_value(step)`` -> ``beta_t``; ``n_at(step)`` -> ``N_t``;
-    ``final_mask(params)`` -> the target N:M mask pytree for the deployed model.
+    ``final_mask(params)`` -> the target N:M mask pytree for the deployed model;
+    ``mask_at(params, step)`` -> the mask the forward pass uses at ``step``.
     """
 
     sparsify: Callable
@@ -150,16 +210,18 @@ class NMRecipe(NamedTuple):
     mask_value: Callable
     n_at: Callable
     final_mask: Callable
+    mask_at: Callable | None = None
 
 
 def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int = 0, finetune_steps: int = 0,
-              decay_rate: float | None = None, lambda_w: float = 2e-4, axis: int = 0,
-              predicate: Predicate | None = None) -> NMRecipe:
+              decay_rate: float | str = OFFICIAL_DECAY_COEF, lambda_w: float = 2e-4, axis: int = -2,
+              predicate: Predicate | None = None, max_m: int | None = None) -> NMRecipe:
     """Build an :class:`NMRecipe` for ``method`` in :data:`METHODS` and target ``n:m``.
 
-    The decay phase is ``[dense_steps, total_steps - finetune_steps)``. Default decay rates make
-    the mask value reach 0 at the start of fine-tuning (linear: ``1 / T_decay``) or ``exp(-5)``
-    there (exponential: ``5 / T_decay``); P7 tunes this coefficient per model.
+    The decay phase is ``[dense_steps, total_steps - finetune_steps)``. MDGF's ``decay_rate`` is
+    the official per-step coefficient ``2e-4`` by default; ``"per_T"`` makes the mask value reach 0
+    at the start of fine-tuning (linear: ``1 / T_decay``) or ``exp(-5)`` there (exponential:
+    ``5 / T_decay``). ``max_m`` caps the group size of SDGF-Geometric's levels.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -174,10 +236,16 @@ def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int
     def sparse_from(step):
         return jnp.asarray(step) >= dense_steps
 
+    if isinstance(decay_rate, str):
+        if decay_rate != "per_T":
+            raise ValueError(f"decay_rate must be a positive number or 'per_T', got {decay_rate!r}")
+        rates = {"mask_decay_linear": 1.0 / t_decay, "mask_decay_exponential": 5.0 / t_decay}
+    else:
+        rates = {"mask_decay_linear": decay_rate, "mask_decay_exponential": decay_rate}
     if method == "mask_decay_linear":
-        decay = linear_mask_decay(decay_rate or 1.0 / t_decay, dense_steps)
+        decay = linear_mask_decay(rates[method], dense_steps)
     elif method == "mask_decay_exponential":
-        decay = exponential_mask_decay(decay_rate or 5.0 / t_decay, dense_steps)
+        decay = exponential_mask_decay(rates[method], dense_steps)
     else:
         decay = None
 
@@ -187,18 +255,28 @@ def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int
             return dense
         return jnp.where(jnp.asarray(step) >= decay_end, 0.0, decay(step))
 
+    levels = geometric_structure_levels(n, m, max_m) if method == "structure_decay_geometric" else None
     if method == "structure_decay_stepwise":
         n_at = stepwise_structure_decay(n, m, dense_steps, decay_end)
+    elif levels is not None:
+        level_of = frame_index(dense_steps, decay_end, len(levels))
+        ns = jnp.asarray([a for a, _ in levels], jnp.int32)
+        n_at = lambda step: jnp.where(level_of(step) < 0, m, ns[jnp.maximum(level_of(step), 0)])  # noqa: E731
     else:
         n_at = lambda step: jnp.where(sparse_from(step), n, m).astype(jnp.int32)  # noqa: E731
 
+    def mask_at(params, step):
+        if levels is not None:
+            return level_mask(params, levels, level_of(step), axis=axis, predicate=predicate)
+        return nm_mask(params, n_at(step), m, axis, predicate=predicate)
+
     def sparsify(params, step):
-        mask = nm_mask(params, n_at(step), m, axis, predicate=predicate)
-        return ste_sparse(params, mask, mask_value(step))
+        return ste_sparse(params, mask_at(params, step), mask_value(step))
 
     if method == "srste":
         tx = sr_ste(n, m, lambda_w, axis, begin_step=dense_steps, predicate=predicate)
     else:
         tx = optax.identity()
-    return NMRecipe(sparsify, tx, mask_value, n_at, lambda params: nm_mask(params, n, m, axis, predicate=predicate))
+    return NMRecipe(sparsify, tx, mask_value, n_at, lambda params: nm_mask(params, n, m, axis, predicate=predicate),
+                    mask_at)
 

@@ -16,6 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax.core.masks import keep_count, top_k_mask
+from sparsejax.core.sparsity_types import Group
+from sparsejax.core.tree import path_str, select
+from sparsejax.core.validation import check_array, check_index_range, check_int, check_number, is_traced
+
 
 def _check_group(shape, g: int, axis: int) -> int:
     if not isinstance(g, (int, np.integer)) or g < 1:
@@ -44,10 +49,14 @@ def group_norms(w: jax.Array, g: int, axis: int = -2) -> jax.Array:
     return jnp.sqrt(jnp.sum(jnp.square(_grouped(w, g, axis).astype(jnp.float32)), axis=-1))
 
 
-def _keep_count(total: int, sparsity: float) -> int:
-    if not 0.0 <= float(sparsity) < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    return max(1, int(round(total * (1.0 - float(sparsity)))))
+def _check_count(total: int, sparsity, where: str) -> None:
+    """Concrete sparsity: raise when ``round((1 - s) * total)`` would prune every group."""
+    if is_traced(sparsity):
+        return
+    s = check_number("sparsity", sparsity, minimum=0.0, maximum=1.0, max_inclusive=False)
+    if int(keep_count(1.0 - s, total)) == 0:
+        raise ValueError(f"{where}: sparsity {s} keeps round({1.0 - s:g} * {total}) = 0 of {total} groups, which "
+                         f"prunes the whole layer; lower the sparsity or use a smaller group size")
 
 
 def group_mask(w: jax.Array, g: int, sparsity: float, axis: int = -2, *, balanced: bool = False,
@@ -55,41 +64,44 @@ def group_mask(w: jax.Array, g: int, sparsity: float, axis: int = -2, *, balance
     """Bool mask shaped like ``w`` that keeps the highest-scoring groups of ``g`` weights along ``axis``.
 
     ``scores`` (default: ``group_norms``) has the shape returned by ``group_norms``. With
-    ``balanced=False`` the ``round((1 - sparsity) * #groups)`` best groups of the whole tensor are kept
-    (layer-wise ranking); with ``balanced=True`` every output column (every slice over the other axes)
-    keeps the same number of groups, which gives a dense compressed layout without padding.
-    Ties are broken towards the lower index, so the kept count is exact.
+    ``balanced=False`` exactly ``round((1 - sparsity) * #groups)`` best groups of the whole tensor
+    are kept (layer-wise ranking); with ``balanced=True`` every output column (every slice over
+    the other axes) keeps the same number, which gives a dense compressed layout without padding.
+    Ties are broken towards the lower index, so the kept count is exact. ``sparsity`` may be
+    traced; a concrete one that would keep no group raises ``ValueError`` (nothing is clamped).
     """
     w = jnp.asarray(w)
     axis = _check_group(w.shape, g, axis)
+    stype = Group(int(g), axis, balanced)
     s = group_norms(w, g, axis) if scores is None else jnp.asarray(scores, jnp.float32)
     expected = (*jnp.moveaxis(w, axis, -1).shape[:-1], w.shape[axis] // g)
     if s.shape != expected:
         raise ValueError(f"scores shape {s.shape} != group shape {expected}")
+    _check_count(s.shape[-1] if balanced else s.size, sparsity, "group_mask")
+    density = 1.0 - sparsity if is_traced(sparsity) else 1.0 - float(sparsity)
     if balanced:
-        k = _keep_count(s.shape[-1], sparsity)
-        order = jnp.argsort(-s, axis=-1, stable=True)
-        ranks = jnp.argsort(order, axis=-1, stable=True)
-        keep = ranks < k
+        keep = jnp.argsort(jnp.argsort(-s, axis=-1, stable=True), axis=-1) < keep_count(density, s.shape[-1])
     else:
-        k = _keep_count(s.size, sparsity)
-        order = jnp.argsort(-s.reshape(-1), stable=True)
-        keep = (jnp.zeros(s.size, bool).at[order[:k]].set(True)).reshape(s.shape)
-    full = jnp.repeat(keep, g, axis=-1)
-    return jnp.moveaxis(full, -1, axis)
+        keep = top_k_mask(s, keep_count(density, s.size))
+    return stype.expand(keep, w.shape)
 
 
 def group_masks(params, g: int, sparsity: float, *, balanced: bool = False, predicate=None):
     """Mask pytree (``None`` at non-sparsified leaves) with ``group_mask`` applied along the input
     axis (``-2``: flax ``Dense`` ``(in, out)`` and ``Conv`` ``(..., in, out)`` kernels) of every
     sparsifiable leaf. Composes with ``sparsejax.masked`` like the core masks."""
-    from sparsejax.core.tree import select
-
     chosen = select(params, predicate)
-    return jax.tree_util.tree_map(
-        lambda c, p: None if c is None else group_mask(p, g, sparsity, -2, balanced=balanced),
-        chosen, params, is_leaf=lambda x: x is None,
-    )
+
+    def leaf(path, c, p):
+        if c is None:
+            return None
+        where = f"params leaf {path_str(path)!r}"
+        try:
+            return group_mask(p, g, sparsity, -2, balanced=balanced)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+
+    return jax.tree_util.tree_map_with_path(leaf, chosen, params, is_leaf=lambda x: x is None)
 
 
 def is_group_sparse(w: jax.Array, g: int, axis: int = -2) -> jax.Array:
@@ -155,8 +167,27 @@ def group_compress(w: jax.Array, g: int, mask: jax.Array | None = None) -> Group
 
 
 def group_decompress(c: GroupCompressed) -> jax.Array:
-    """Dense ``(K, N)`` weight with zeros in the pruned groups."""
-    k, n = c.shape
+    """Dense ``(K, N)`` weight with zeros in the pruned groups.
+
+    Checks the format first: ``g`` divides ``K``, ``values`` is ``(slots, g, N)``, ``group_idx`` is
+    ``(slots, N)`` with entries in ``[0, K // g)`` (concrete; traced: dtype only), and no column
+    lists a group twice with non-zero values, so corrupt indices raise instead of being dropped."""
+    if len(c.shape) != 2:
+        raise ValueError(f"GroupCompressed.shape must be (K, N), got {c.shape}")
+    k, n = (int(d) for d in c.shape)
+    g = check_int("g", c.g, minimum=1)
+    if k % g:
+        raise ValueError(f"g={g} does not divide K={k}")
+    check_array("values", c.values, shape=(None, g, n))
+    check_array("group_idx", c.group_idx, shape=(c.values.shape[0], n), dtype_kind="iu")
+    check_index_range("group_idx", c.group_idx, k // g)
+    if not is_traced(c.group_idx) and not is_traced(c.values):
+        idx = np.asarray(c.group_idx).astype(np.int64)
+        live = np.abs(np.asarray(c.values)).sum(axis=1) > 0  # (slots, N): padded slots are all-zero
+        for col in range(n):
+            used = idx[live[:, col], col]
+            if used.size != np.unique(used).size:
+                raise ValueError(f"group_idx lists a group twice in column {col} (corrupt compressed weight)")
     G = k // c.g
     onehot = c.group_idx.astype(jnp.int32)[:, None, :] == jnp.arange(G)[None, :, None]  # (slots, G, N)
     dense = jnp.einsum("tgn,trn->grn", onehot.astype(c.values.dtype), c.values)

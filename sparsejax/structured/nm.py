@@ -2,9 +2,10 @@
 axis keep the ``n`` of largest magnitude (Zhou et al. 2021, "Learning N:M fine-grained structured
 sparse neural networks from scratch", and P7).
 
-For a flax ``Dense`` kernel of shape ``(in, out)`` the matmul reduces over axis 0, so hardware N:M
-(e.g. 2:4 sparse tensor cores) corresponds to ``axis=0``; ``axis=-1`` is the default of
-:func:`nm_mask` for plain arrays as the API asks.
+One axis rule everywhere (:func:`nm_mask`, :func:`is_nm_sparse`, ``nm_compress``, ``sr_ste``,
+``nm_recipe``, :class:`sparsejax.NByM`): groups run along the input (reduction) axis of the kernel,
+``axis=-2``, for flax ``Dense`` ``(in, out)`` and ``Conv`` ``(*window, in, out)`` kernels alike. That is
+the axis hardware N:M (2:4 sparse tensor cores) reduces over.
 """
 from __future__ import annotations
 
@@ -43,9 +44,13 @@ def _check_axis(shape, m: int, axis: int, where: str = "array") -> int:
 
 
 def nm_keep(x: jax.Array, n, m: int, axis: int) -> jax.Array:
-    """Boolean N:M mask of one array without argument checks; ``n`` may be a traced int in
-    ``[0, m]`` (``n = m`` keeps everything), so a schedule over ``n`` never recompiles.
-    Exactly ``n`` entries per group; ties keep the earlier position."""
+    """Boolean N:M mask of one array without shape checks; ``n`` may be a traced int in
+    ``[0, m]`` (``n = m`` keeps everything), so a schedule over ``n`` never recompiles. A traced
+    ``n`` cannot be checked without a host round trip in the hot loop (4x slower on CPU), so it is
+    *clamped* to ``[0, m]`` (documented and tested: ``n > m`` keeps every entry, ``n < 0`` none); a
+    concrete ``n`` is checked by :func:`nm_mask`. Exactly ``n`` entries per group; ties keep the
+    earlier position."""
+    n = jnp.clip(n, 0, m)
     mag = jnp.moveaxis(jnp.abs(x), axis, -1)
     shape = mag.shape
     groups = mag.reshape(shape[:-1] + (shape[-1] // m, m))
@@ -54,9 +59,9 @@ def nm_keep(x: jax.Array, n, m: int, axis: int) -> jax.Array:
     return jnp.moveaxis((ranks < n).reshape(shape), -1, axis)
 
 
-def nm_mask(x, n, m: int, axis: int = -1, *, predicate: Predicate | None = None):
+def nm_mask(x, n, m: int, axis: int = -2, *, predicate: Predicate | None = None):
     """Keep the ``n`` largest-magnitude entries in every group of ``m`` consecutive entries along
-    ``axis``.
+    ``axis`` (default ``-2``: the input axis of flax ``Dense`` and ``Conv`` kernels).
 
     ``x`` an array: returns a bool array shaped like ``x``. ``x`` a params pytree: returns a mask
     pytree (bool arrays at the leaves selected by ``predicate``, default: ndim >= 2 and not an
@@ -79,7 +84,7 @@ def nm_mask(x, n, m: int, axis: int = -1, *, predicate: Predicate | None = None)
     return jax.tree_util.tree_map_with_path(leaf_mask, selected, x, is_leaf=is_none)
 
 
-def is_nm_sparse(x: jax.Array, n: int, m: int, axis: int = -1) -> bool:
+def is_nm_sparse(x: jax.Array, n: int, m: int, axis: int = -2) -> bool:
     """True iff every group of ``m`` consecutive entries along ``axis`` has at most ``n`` non-zeros."""
     axis = _check_axis(np.shape(x), m, axis)
     nz = np.moveaxis(np.asarray(x) != 0, axis, -1)

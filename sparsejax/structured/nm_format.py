@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax.core.validation import check_array, check_index_range, is_traced
+
 
 class NMCompressed(NamedTuple):
     """An N:M sparse array: ``values`` and ``indices`` have the compressed axis of length
@@ -42,9 +44,10 @@ def _check_nm(shape, n: int, m: int, axis: int) -> int:
     return axis
 
 
-def nm_compress(x: jax.Array, n: int, m: int, axis: int = 0) -> NMCompressed:
+def nm_compress(x: jax.Array, n: int, m: int, axis: int = -2) -> NMCompressed:
     """Keep the ``n`` largest-magnitude entries of every ``m`` consecutive entries along ``axis``
-    (ties broken by the lower position) and store them as values + positions.
+    (ties broken by the lower position) and store them as values + positions. ``axis`` defaults
+    to ``-2``, the input axis of flax kernels (the one rule of :mod:`sparsejax.structured.nm`).
 
     Entries already zero are stored as explicit zeros when a group has fewer than ``n`` non-zeros,
     so ``nm_decompress(nm_compress(x))`` equals ``x`` exactly whenever ``x`` is already N:M sparse.
@@ -64,12 +67,26 @@ def nm_compress(x: jax.Array, n: int, m: int, axis: int = 0) -> NMCompressed:
 
 
 def nm_decompress(c: NMCompressed) -> jax.Array:
-    """Dense array of ``c.shape`` with the stored values at their positions and zeros elsewhere."""
-    n, m, axis = c.n, c.m, c.axis
+    """Dense array of ``c.shape`` with the stored values at their positions and zeros elsewhere.
+
+    Checks the format first: ``n``/``m``/``axis`` against ``shape``, ``values`` and ``indices`` of
+    the compressed shape, positions in ``[0, m)`` and strictly increasing inside each group
+    (concrete indices; a traced array is checked for dtype only), so corrupt indices raise
+    instead of being dropped by the one-hot scatter."""
+    shape = tuple(int(d) for d in c.shape)
+    axis = _check_nm(shape, c.n, c.m, c.axis)
+    n, m = int(c.n), int(c.m)
+    want = shape[:axis] + (shape[axis] // m * n,) + shape[axis + 1:]
+    check_array("values", c.values, shape=want)
+    check_array("indices", c.indices, shape=want, dtype_kind="iu")
+    check_index_range("indices", c.indices, m)
     vals = jnp.moveaxis(c.values, axis, -1)
     pos = jnp.moveaxis(c.indices, axis, -1).astype(jnp.int32)
-    if vals.shape[-1] % n or vals.shape != pos.shape:
-        raise ValueError(f"values {c.values.shape} / indices {c.indices.shape} do not fit n={n}")
+    if not is_traced(c.indices):
+        grouped = np.asarray(pos).reshape(*pos.shape[:-1], -1, n)
+        if n > 1 and not (np.diff(grouped, axis=-1) > 0).all():
+            raise ValueError("indices must be strictly increasing inside every group of n (duplicate or unsorted "
+                             "positions would overwrite values)")
     vals = vals.reshape(*vals.shape[:-1], -1, n)
     pos = pos.reshape(*pos.shape[:-1], -1, n)
     onehot = pos[..., None] == jnp.arange(m)  # (..., G, n, m)

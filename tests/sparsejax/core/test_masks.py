@@ -69,12 +69,16 @@ def test_weighted_density_hits_target(fn, s):
 
 
 def test_dense_first_last_keeps_budget():
-    dens = sj.erk_densities(params_tree(), 0.5, dense_first_last=True)
+    order = ["conv/kernel", "dense/kernel", "head/kernel"]
+    dens = sj.erk_densities(params_tree(), 0.5, dense_first_last=True, layer_order=order)
     assert dens["conv"]["kernel"] == 1.0 and dens["head"]["kernel"] == 1.0
+    flipped = sj.erk_densities(params_tree(), 0.2, dense_first_last=True, layer_order=["dense/kernel", "conv/kernel",
+                                                                                      "head/kernel"])
+    assert flipped["dense"]["kernel"] == 1.0 and flipped["conv"]["kernel"] < 1.0
     total = sum(dens[n]["kernel"] * SIZES[n] for n in SIZES) / sum(SIZES.values())
     assert total == pytest.approx(0.5, abs=1e-5)
     with pytest.raises(ValueError, match="first and last"):
-        sj.uniform_densities(params_tree(), 0.9, dense_first_last=True)
+        sj.uniform_densities(params_tree(), 0.9, dense_first_last=True, layer_order=order)
 
 
 @settings(max_examples=20, deadline=None)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sparsejax
-from sparsejax.pruning import drop_and_grow, drop_fraction_at, rigl, sparse_evolutionary_training
+from sparsejax.pruning import drop_and_grow, drop_fraction_at, rigl, sign_drop_and_grow, sparse_evolutionary_training
 
 
 def _params(key):
@@ -95,5 +95,88 @@ def test_errors():
     with pytest.raises(ValueError, match="grow"):
         sparsejax.pruning.dynamic_sparse(optax.sgd(0.1), mask, grow="x", update_every=1, end_step=5)
     bad = {"a": {"kernel": jnp.ones((3, 3), bool), "bias": None}, "b": {"kernel": None, "bias": None}}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a/kernel' has shape"):
         rigl(optax.sgd(0.1), bad, update_every=1, end_step=5).init(params)
+
+
+def _setup(seed=0, sparsity=0.7):
+    params = _params(jax.random.key(seed))
+    mask = sparsejax.random_mask(jax.random.key(seed + 1), params, sparsity)
+    return sparsejax.apply_mask(params, mask), mask
+
+
+X = jax.random.normal(jax.random.key(3), (16, 12))
+Y = jax.random.normal(jax.random.key(4), (16, 3))
+
+
+def _run(tx, params, steps):
+    state = tx.init(params)
+    history = []
+
+    @jax.jit
+    def step(params, state):
+        g = jax.grad(_loss)(params, X, Y)
+        u, state = tx.update(g, state, params)
+        return optax.apply_updates(params, u), state
+
+    for _ in range(steps):
+        old_params, old_state = params, state
+        params, state = step(params, state)
+        history.append((old_params, old_state, params, state))
+    return history
+
+
+def test_update_timing_begin_and_end_step():
+    params, mask = _setup()
+    tx = rigl(optax.sgd(0.05), mask, update_every=3, end_step=13, begin_step=5, drop_fraction=0.5, schedule="constant")
+    changed = []
+    for t, (_, old, _, new) in enumerate(_run(tx, params, 20)):
+        assert int(old.count) == t
+        if not np.array_equal(np.asarray(old.mask["a"]["kernel"]), np.asarray(new.mask["a"]["kernel"])):
+            changed.append(t)
+    assert changed == [6, 9, 12]  # multiples of 3 in [begin_step, end_step)
+
+
+def test_regrown_connections_restart_adam_state_and_skip_the_step():
+    params, mask = _setup()
+    tx = rigl(optax.adam(1e-2), mask, update_every=4, end_step=100, drop_fraction=0.5)
+    history = _run(tx, params, 8)
+    old_p, old_s, new_p, new_s = history[4]  # t = 4: a connectivity update
+    adam_old, adam_new = old_s.inner_state[0], new_s.inner_state[0]
+    grown = np.asarray(new_s.mask["a"]["kernel"]) & ~np.asarray(old_s.mask["a"]["kernel"])
+    assert grown.any()
+    assert np.all(np.asarray(adam_new.mu["a"]["kernel"])[grown] == 0)
+    assert np.all(np.asarray(adam_new.nu["a"]["kernel"])[grown] == 0)
+    assert int(adam_new.count) == int(adam_old.count)  # inner step skipped
+    stayed = np.asarray(new_s.mask["a"]["kernel"]) & np.asarray(old_s.mask["a"]["kernel"])
+    np.testing.assert_array_equal(np.asarray(new_p["a"]["kernel"])[stayed], np.asarray(old_p["a"]["kernel"])[stayed])
+    assert np.all(np.asarray(new_p["a"]["kernel"])[grown] == 0)  # grown weights start at zero
+    # the old behaviour, on request: the step runs and the stale moments stay
+    tx2 = rigl(optax.adam(1e-2), mask, update_every=4, end_step=100, drop_fraction=0.5, skip_step=False,
+               reset_state=False)
+    _, o2, _, n2 = _run(tx2, params, 5)[4]
+    assert int(n2.inner_state[0].count) == int(o2.inner_state[0].count) + 1
+
+
+def test_set_drops_each_sign_separately():
+    w = jnp.array([0.1, 0.2, 0.3, 0.4, -5.0, -6.0, 0.0, 0.0, 0.0, 0.0])
+    mask = jnp.array([True] * 6 + [False] * 4)
+    grow = jnp.array([0, 0, 0, 0, 0, 0, 4.0, 3.0, 2.0, 1.0])
+    new = np.asarray(sign_drop_and_grow(mask, w, grow, 0.5))
+    # 2 of 4 positives (0.1, 0.2) and 1 of 2 negatives (-5, the one closest to zero) go, even though
+    # -5 is larger in magnitude than every positive weight; 3 grown by score
+    np.testing.assert_array_equal(new, [False, False, True, True, False, True, True, True, True, False])
+    # a magnitude rule would have kept -5
+    assert bool(drop_and_grow(mask, w, grow, 0.5)[4])
+
+
+def test_dst_refuses_unmasked_params_and_bad_knobs():
+    params = _params(jax.random.key(0))
+    mask = sparsejax.random_mask(jax.random.key(1), params, 0.5)
+    with pytest.raises(ValueError, match="non-zero entries where the mask is False"):
+        rigl(optax.sgd(0.1), mask, update_every=1, end_step=5).init(params)
+    with pytest.raises(ValueError, match="end_step must be >= 6"):
+        rigl(optax.sgd(0.1), mask, update_every=1, end_step=5, begin_step=5)
+    with pytest.raises(ValueError, match="drop_rule='sign'"):
+        sparse_evolutionary_training(optax.sgd(0.1), mask, key=jax.random.key(0), update_every=1, end_step=5,
+                                     sparsity_type="nm_2,4")

@@ -26,8 +26,8 @@ def test_linear_and_exponential_endpoints():
     ex = exponential_mask_decay(0.2, begin_step=5)
     assert float(ex(0)) == 1.0 and float(ex(5)) == 1.0
     assert float(ex(15)) == pytest.approx(np.exp(-2.0), rel=1e-5)
-    assert 0.0 < float(ex(1000)) < 1e-30 or float(ex(1000)) == 0.0
-    with pytest.raises(ValueError):
+    assert float(ex(105)) == pytest.approx(np.exp(-20.0), rel=1e-4)  # still representable in float32
+    with pytest.raises(ValueError, match="decay rate must be > 0"):
         linear_mask_decay(0.0)
 
 
@@ -58,7 +58,8 @@ def test_recipe_phases(method):
 
 
 def test_mask_decay_mid_phase_scales_pruned_weights():
-    r = nm_recipe("mask_decay_linear", 1, 4, total_steps=100, dense_steps=0, finetune_steps=0, axis=0)
+    r = nm_recipe("mask_decay_linear", 1, 4, total_steps=100, dense_steps=0, finetune_steps=0, axis=0,
+                  decay_rate="per_T")
     e = nm_mask(PARAMS["w"], 1, 4, axis=0)
     np.testing.assert_allclose(r.sparsify(PARAMS, 25)["w"], PARAMS["w"] * jnp.where(e, 1.0, 0.75), rtol=1e-6)
 
@@ -88,3 +89,33 @@ def test_recipe_errors():
         nm_recipe("magic", 1, 4, total_steps=10)
     with pytest.raises(ValueError, match="no decay phase"):
         nm_recipe("srste", 1, 4, total_steps=10, dense_steps=5, finetune_steps=5)
+
+
+def test_geometric_structure_decay_keeps_density_and_shrinks_groups():
+    from sparsejax.structured import geometric_structure_levels, is_nm_sparse, nm_recipe
+
+    assert geometric_structure_levels(1, 8) == ((8, 64), (4, 32), (2, 16), (1, 8))  # official "fine" decay
+    assert geometric_structure_levels(1, 16, max_m=32) == ((2, 32), (1, 16))
+    with pytest.raises(ValueError, match="does not fit"):
+        geometric_structure_levels(1, 8, max_m=4)
+    recipe = nm_recipe("structure_decay_geometric", 1, 8, total_steps=100, dense_steps=10, finetune_steps=10)
+    w = {"w": jax.random.normal(jax.random.PRNGKey(0), (64, 4))}
+    f = jax.jit(recipe.mask_at)
+    assert int(f(w, 5)["w"].sum()) == 256  # dense phase
+    for t, (n, m) in zip([12, 35, 57, 80, 95], [(8, 64), (4, 32), (2, 16), (1, 8), (1, 8)]):
+        mask = np.asarray(f(w, t)["w"])
+        assert mask.sum() == 32 and is_nm_sparse(mask, n, m) and int(recipe.n_at(t)) == n
+    assert not is_nm_sparse(np.asarray(f(w, 12)["w"]), 1, 8)  # the coarse level is not yet 1:8
+    assert f._cache_size() == 1
+
+
+def test_mask_decay_uses_the_official_coefficient_by_default():
+    from sparsejax.structured import OFFICIAL_DECAY_COEF, nm_recipe
+
+    r = nm_recipe("mask_decay_linear", 2, 4, total_steps=1000, dense_steps=100, finetune_steps=100)
+    assert float(r.mask_value(600)) == pytest.approx(1 - OFFICIAL_DECAY_COEF * 500)
+    short = nm_recipe("mask_decay_linear", 2, 4, total_steps=1000, dense_steps=100, finetune_steps=100,
+                      decay_rate="per_T")
+    assert float(short.mask_value(500)) == pytest.approx(1 - 400 / 800)
+    with pytest.raises(ValueError, match="decay rate must be > 0"):  # 0.0 was silently replaced by the default
+        nm_recipe("mask_decay_linear", 2, 4, total_steps=1000, decay_rate=0.0)

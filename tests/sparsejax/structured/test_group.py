@@ -65,8 +65,12 @@ def test_group_masks_pytree_and_errors():
     assert masks["dense"]["kernel"].shape == (8, 3) and int(masks["dense"]["kernel"].sum()) == 12
     with pytest.raises(ValueError, match="not divisible by group size"):
         group_mask(jnp.ones((6, 2)), 4, 0.5, axis=0)
-    with pytest.raises(ValueError, match="sparsity must be in"):
+    with pytest.raises(ValueError, match="sparsity must be"):
         group_mask(jnp.ones((8, 2)), 4, 1.0, axis=0)
+    with pytest.raises(ValueError, match="keeps round.*= 0 of 4 groups"):  # was silently clamped to 0.75
+        group_mask(jnp.ones((16, 1)), 4, 0.9, axis=0)
+    with pytest.raises(ValueError, match="dense/kernel.*= 0 of 6 groups"):
+        group_masks(params, 4, 0.95)
     with pytest.raises(ValueError, match="ndim >= 2"):
         group_mask(jnp.ones(8), 4, 0.5, axis=0)
     with pytest.raises(ValueError, match="2-D"):

@@ -31,8 +31,8 @@ def test_every_group_keeps_exactly_the_n_largest(nm, groups, rows, axis, seed):
 
 
 def test_ties_keep_exactly_n():
-    mask = nm_mask(jnp.ones((2, 8)), 2, 4)
-    np.testing.assert_array_equal(np.asarray(mask).reshape(-1, 4).sum(-1), 2)
+    mask = nm_mask(jnp.ones((8, 2)), 2, 4)  # default axis -2: groups of 4 down each column
+    np.testing.assert_array_equal(np.asarray(mask).T.reshape(-1, 4).sum(-1), 2)
 
 
 def test_3d_middle_axis():
@@ -50,7 +50,7 @@ def test_bad_nm(n, m, exc):
 
 def test_axis_not_divisible_and_out_of_range():
     with pytest.raises(ValueError, match="not divisible by m=4"):
-        nm_mask(jnp.ones((4, 6)), 2, 4)
+        nm_mask(jnp.ones((6, 4)), 2, 4)
     with pytest.raises(ValueError, match="out of range"):
         nm_mask(jnp.ones((4, 8)), 2, 4, axis=2)
 
