@@ -40,7 +40,7 @@ CASES = {
                           "num_edit=3", "num_alphas=3", "num_pcs=2", "jacobian_images=1", "jacobian_vectors=1",
                           "jacobian_iters=2", "ddim_steps=3", "num_train=64", "channels=[4]", "time_dim=4",
                           "batch_size=16"],
-    "nm_gradient_flow": ['tasks=["vit"]', 'patterns=["2:4","1:4"]', 'methods=["srste"]', "steps=40",
+    "nm_gradient_flow": ['tasks=["vit"]', 'patterns=["2:4","1:4"]', 'methods=["srste","mask_decay_linear"]', "steps=40",
                          "batch_size=16", "d_model=8", "n_layers=1", "n_heads=2", "checkpoint_every=10"],
     "ponita_nbody": ["n_train=16", "n_val=0", "n_test=16", "steps=6", "batch_size=8", "warmup=1", "ponita_hidden=8",
                      "ponita_layers=1", "num_ori=4", "basis_dim=8", "egnn_hidden=8", "egnn_layers=1",
@@ -158,6 +158,10 @@ def check_exact_resume(name, tmp_path):
 
 
 KNOWN = {  # found failing by this harness on this branch; to be fixed in the experiments' owners' branches
+    "latent_spectral_pde": "a model that had finished before the kill reports final_train_loss = None after resume",
+    **{name: "geometry.ponita.training checkpoints every 500 steps (not configurable from the experiment), so a "
+             "tiny config writes no checkpoint to kill after" for name in ("ponita_nbody", "ponita_energy_forces",
+                                                                          "ponita_rotated_digits")},
     "affine_digits": "a model that had finished before the kill is restored at its last step, trains 0 steps and "
                      "reports final_loss = None instead of its final loss",
     "spe_substructure_counting": "resume restores the finished method's final checkpoint, runs 0 steps and reports "
