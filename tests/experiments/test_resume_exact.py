@@ -5,7 +5,8 @@ Each case runs ``python -m experiments run NAME`` in a subprocess (its own proce
 1. an uninterrupted reference run;
 2. a run killed right after its first checkpoint is committed;
 3. ``--resume``, killed once a second checkpoint directory (a second method, model or group)
-   holds a checkpoint, i.e. after one method has finished;
+   holds a checkpoint, i.e. after one method has finished (for experiments with a single
+   checkpointed loop: once a later checkpoint of it is committed);
 4. ``--resume`` to the end.
 The results.json metrics of 4 must equal those of 1 exactly, wall-clock fields left out.
 """
@@ -39,7 +40,7 @@ CASES = {
                           "num_edit=3", "num_alphas=3", "num_pcs=2", "jacobian_images=1", "jacobian_vectors=1",
                           "jacobian_iters=2", "ddim_steps=3", "num_train=64", "channels=[4]", "time_dim=4",
                           "batch_size=16"],
-    "nm_gradient_flow": ['tasks=["vit"]', 'patterns=["2:4","1:4"]', 'methods=["srste"]', "steps=40",
+    "nm_gradient_flow": ['tasks=["vit"]', 'patterns=["2:4","1:4"]', 'methods=["srste","mask_decay_linear"]', "steps=40",
                          "batch_size=16", "d_model=8", "n_layers=1", "n_heads=2", "checkpoint_every=10"],
     "ponita_nbody": ["n_train=16", "n_val=0", "n_test=16", "steps=6", "batch_size=8", "warmup=1", "ponita_hidden=8",
                      "ponita_layers=1", "num_ori=4", "basis_dim=8", "egnn_hidden=8", "egnn_layers=1",
@@ -62,6 +63,9 @@ CASES = {
                             "darcy_fno_padding=2"],
 }
 DEFAULT = {"random_pruning"}
+# one checkpointed loop only (the rest of the run is evaluation): the second kill comes after a
+# later checkpoint of that loop instead of after a second method's first one
+SINGLE_LOOP = {"gqsa", "hspace_directions"}
 
 
 def _committed_steps(out: Path) -> dict[str, list[int]]:
@@ -141,14 +145,23 @@ def check_exact_resume(name, tmp_path):
     _run_and_kill(_command(name, killed, overrides), tmp_path, killed, lambda o: bool(_committed_steps(o)),
                   "the first checkpoint")
     assert not (killed / "results.json").exists()
-    _run_and_kill(_command(name, killed, overrides, resume=True), tmp_path, killed,
-                  lambda o: len(_committed_steps(o)) >= 2, "a second method's checkpoint")
+    if name in SINGLE_LOOP:
+        first = max(max(v) for v in _committed_steps(killed).values())
+        second = (lambda o: max((max(v) for v in _committed_steps(o).values()), default=0) > first,
+                  "a later checkpoint")
+    else:
+        second = (lambda o: len(_committed_steps(o)) >= 2, "a second method's checkpoint")
+    _run_and_kill(_command(name, killed, overrides, resume=True), tmp_path, killed, *second)
     _run(_command(name, killed, overrides, resume=True), tmp_path)
     assert _metrics(killed) == _metrics(reference)
     return reference, killed
 
 
 KNOWN = {  # found failing by this harness on this branch; to be fixed in the experiments' owners' branches
+    "latent_spectral_pde": "a model that had finished before the kill reports final_train_loss = None after resume",
+    **{name: "geometry.ponita.training checkpoints every 500 steps (not configurable from the experiment), so a "
+             "tiny config writes no checkpoint to kill after" for name in ("ponita_nbody", "ponita_energy_forces",
+                                                                          "ponita_rotated_digits")},
     "affine_digits": "a model that had finished before the kill is restored at its last step, trains 0 steps and "
                      "reports final_loss = None instead of its final loss",
     "spe_substructure_counting": "resume restores the finished method's final checkpoint, runs 0 steps and reports "
