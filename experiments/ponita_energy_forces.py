@@ -37,6 +37,8 @@ PAPER = {"revised aspirin (meV, meV/Å)": {"ponita": [1.7, 5.8], "nequip": [2.3,
 LABELS = {"ponita": "PΘNITA", "egnn": "EGNN", "e3nn": "e3nn TP (NequIP-style)"}
 TRIVIAL = "mean energy / zero force"
 
+CONFIG_RANGES = {"equiv_grid_rotations": (0, None)}  # 0 is allowed (no grid averaging)
+
 PRESETS = {
     "smoke": {
         "n_train": 200, "n_test": 200, "n_atoms": 13, "temperature": 0.25, "equilibrate": 2000, "steps": 250, "batch_size": 16,

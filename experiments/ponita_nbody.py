@@ -33,6 +33,8 @@ CLAIM = ("PΘNITA reaches 0.0043 test MSE on charged 5-body (EGNN 0.0070, SEGNN 
 PAPER_MSE = {"egnn": 0.0070, "segnn": 0.0043, "ponita": 0.0043}
 LABELS = {"ponita": "PΘNITA", "egnn": "EGNN", "e3nn": "e3nn TP (NequIP-style)"}
 
+CONFIG_RANGES = {"n_val": (0, None), "equiv_grid_rotations": (0, None)}  # 0 is allowed (no validation split / no grid averaging)
+
 PRESETS = {
     "smoke": {
         "n_train": 300, "n_val": 100, "n_test": 200, "steps": 250, "batch_size": 32, "lr": 1e-3,

@@ -35,6 +35,8 @@ from sparsejax.timing import time_per_call
 PAPERS = ("P2",)
 CLAIM = ("2D PΘNITA (R²×S¹) classifies super-pixel MNIST at 1.17% error, the best reported; "
          "its SE(2) equivariance gives rotation robustness")
+CONFIG_RANGES = {"equiv_grid_rotations": (0, None)}  # 0 is allowed (no grid averaging)
+
 PRESETS = {
     "smoke": {"steps": 300, "batch_size": 32, "lr": 3e-3, "warmup": 20, "test_size": 0.3, "n_test": 300,
               "hidden": 16, "layers": 3, "num_ori": 10, "radius": 1.5, "max_neighbors": 9,
