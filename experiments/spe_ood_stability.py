@@ -156,8 +156,12 @@ def summarize(results: dict) -> str:
         scores = {r["method"]: r[f"degradation_{shift}"] for r in rows
                   if r["method"] in ("none", "lap", "signnet", "spe") and r["nmae_id"] < trivial["nmae_id"]}
         best = best_finite(scores.items())
+        beat = [m for m in scores if next(r for r in rows if r["method"] == m)[f"nmae_{shift}"] < trivial[f"nmae_{shift}"]]
         if "spe" not in scores:
             verdicts.append(f"{shift}: SPE did not learn or did not run")
+        elif "spe" not in beat:
+            verdicts.append(f"{shift}: did not hold, SPE is no better than the mean predictor there"
+                            + ("" if beat else " (no PE is)"))
         else:
             verdicts.append(f"{shift}: " + ("SPE degrades least (claim held, one seed)" if best == "spe" else
                                             f"did not hold, {LABELS[best]} degrades least"))
