@@ -208,7 +208,10 @@ def summarize(results: dict) -> str:
     claim = ("claim held" if paper_scale and verdict.get("ponita") and
              np.mean([r["test_mse"] for r in pon]) <= 1.1 * PAPER_MSE["ponita"] else
              "claim not tested at this scale (paper MSE 0.0043)" if verdict.get("ponita") else "did not learn")
-    return cell(f"{scale}: test MSE " + ", ".join(parts) + f" (constant velocity {const:.3g})", equiv, claim)
+    means = {name: float(np.mean([r["test_mse"] for r in learned if r["model"] == name])) for name in config["models"]
+             if verdict.get(name)}
+    lowest = f"lowest MSE at this scale: {LABELS[min(means, key=means.get)]}" if means else ""
+    return cell(f"{scale}: test MSE " + ", ".join(parts) + f" (constant velocity {const:.3g})", lowest, equiv, claim)
 
 
 def _plot(ctx, baselines, rows, curves):
