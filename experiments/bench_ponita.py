@@ -112,7 +112,11 @@ def summarize(results: dict) -> str:
         verdict = "claim held at this scale: PΘNITA faster at matched FLOPs (within 1.5x)"
     else:
         verdict = "did not hold at this scale (tiny CPU run; the paper's claim is about GPU at real widths)"
-    return cell(f"{metrics['backend']}, batch {config['batch_size']}, {config['num_nodes']} nodes, width "
+    pon = sorted((int(n.split("=")[1]), r["fwd_bwd_ms"]) for n, r in rows.items() if n.startswith("ponita"))
+    if any(b[1] < a[1] for a, b in zip(pon, pon[1:])):
+        verdict += "; timings noisy (PΘNITA time not monotone in O; FLOP ratios are exact)"
+    return cell(f"{metrics['backend']}, median of {config['repeats']} repeats, batch {config['batch_size']}, "
+                f"{config['num_nodes']} nodes, width "
                 f"{config['width']}, {config['layers']} layers, fwd+bwd; equal width vs {ref}: " + ", ".join(width),
                 "matched FLOPs: " + ", ".join(m["text"] for m in metrics["flop_matched"]), verdict)
 
