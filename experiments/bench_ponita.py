@@ -114,7 +114,7 @@ def summarize(results: dict) -> str:
         verdict = "did not hold at this scale (tiny CPU run; the paper's claim is about GPU at real widths)"
     pon = sorted((int(n.split("=")[1]), r["fwd_bwd_ms"]) for n, r in rows.items() if n.startswith("ponita"))
     if any(b[1] < a[1] for a, b in zip(pon, pon[1:])):
-        verdict += "; timings noisy (PΘNITA time not monotone in O; FLOP ratios are exact)"
+        verdict = "not resolved: timings noisy on a shared CPU (PΘNITA time not monotone in O); FLOP ratios are exact"
     return cell(f"{metrics['backend']}, median of {config['repeats']} repeats, batch {config['batch_size']}, "
                 f"{config['num_nodes']} nodes, width "
                 f"{config['width']}, {config['layers']} layers, fwd+bwd; equal width vs {ref}: " + ", ".join(width),
