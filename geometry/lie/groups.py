@@ -15,11 +15,20 @@ Equation numbers refer to arXiv:2310.11366v2.
 
 All functions are batched over leading axes and jit-/vmap-friendly. ``log`` on SO(n) is closed
 form for n = 2, 3 (the only cases the paper uses); everything else is written for general n.
+
+Domains are checked for concrete inputs: NaN/inf entries, ``det <= 0`` where GL+(n) is required
+(:func:`polar_decomposition`, :func:`xi_inv`, :func:`sl_scale_decomposition`), singular matrices
+(:func:`group_inverse`, :func:`affine_inverse`), non-SPD matrices (:func:`spd_log`,
+:func:`spd_sqrt`) and non-rotations (:func:`so_log`) raise ``ValueError``. Under ``jax.jit`` the
+values are unknown at trace time and these are preconditions.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from sparsejax.core.validation import check_finite_array, is_traced
 
 
 def _check_square(g, name: str = "g", min_ndim: int = 2) -> jax.Array:
@@ -28,7 +37,50 @@ def _check_square(g, name: str = "g", min_ndim: int = 2) -> jax.Array:
         raise ValueError(f"{name} must have shape (..., n, n), got {g.shape}")
     if not jnp.issubdtype(g.dtype, jnp.floating):
         raise TypeError(f"{name} must be a floating-point array, got dtype {g.dtype}")
+    check_finite_array(name, g)
     return g
+
+
+def _host(g) -> np.ndarray | None:
+    """``g`` as float64 numpy, or ``None`` for a tracer (values unknown at trace time)."""
+    return None if is_traced(g) else np.asarray(g, np.float64)
+
+
+def _check_det_positive(g, name: str) -> None:
+    a = _host(g)
+    if a is not None and a.size:
+        det = np.linalg.det(a)
+        if not np.all(det > 0):
+            raise ValueError(f"{name} must lie in GL+(n) (det > 0), got det = {float(np.min(det)):.3g}")
+
+
+def _check_invertible(g, name: str) -> None:
+    a = _host(g)
+    if a is not None and a.size:
+        sv = np.linalg.svd(a, compute_uv=False)
+        if not np.all(sv[..., -1] > 1e-12 * np.maximum(sv[..., 0], 1e-300)):
+            raise ValueError(f"{name} must be invertible, got a singular matrix (smallest singular value "
+                             f"{float(np.min(sv[..., -1])):.3g})")
+
+
+def _check_spd(p, name: str) -> None:
+    a = _host(p)
+    if a is not None and a.size:
+        asym = np.abs(a - np.swapaxes(a, -1, -2)).max()
+        if asym > 1e-4 * max(1.0, np.abs(a).max()):
+            raise ValueError(f"{name} must be symmetric positive definite, got max |{name} - {name}^T| = {asym:.3g}")
+        low = float(np.linalg.eigvalsh(0.5 * (a + np.swapaxes(a, -1, -2))).min())
+        if low <= 0:
+            raise ValueError(f"{name} must be symmetric positive definite, got smallest eigenvalue {low:.3g}")
+
+
+def _check_rotation(r, name: str) -> None:
+    a = _host(r)
+    if a is not None and a.size:
+        err = np.abs(a @ np.swapaxes(a, -1, -2) - np.eye(a.shape[-1])).max()
+        if err > 1e-3 or not np.all(np.linalg.det(a) > 0):
+            raise ValueError(f"{name} must be a rotation (orthogonal, det +1), got max |r r^T - I| = {err:.3g} "
+                             f"and det = {float(np.min(np.linalg.det(a))):.3g}")
 
 
 def _t(x: jax.Array) -> jax.Array:
@@ -48,21 +100,26 @@ def spd_exp(y) -> jax.Array:
 
 def spd_log(p) -> jax.Array:
     """Matrix logarithm of a symmetric positive-definite matrix (a symmetric matrix)."""
-    return _sym_fn(_check_square(p, "p"), jnp.log)
+    p = _check_square(p, "p")
+    _check_spd(p, "p")
+    return _sym_fn(p, jnp.log)
 
 
 def spd_sqrt(p) -> jax.Array:
     """Principal square root of a symmetric positive-definite matrix."""
-    return _sym_fn(_check_square(p, "p"), jnp.sqrt)
+    p = _check_square(p, "p")
+    _check_spd(p, "p")
+    return _sym_fn(p, jnp.sqrt)
 
 
 def polar_decomposition(g) -> tuple[jax.Array, jax.Array]:
     """Left polar decomposition ``g = p r`` of ``g`` in GL+(n) (the map psi = phi^{-1}, Sec. 4).
 
     ``p = (g g^T)^{1/2}`` is symmetric positive definite and ``r = p^{-1} g`` is in SO(n).
-    Returns ``(p, r)``.
+    Returns ``(p, r)``. Raises ``ValueError`` for ``det g <= 0`` (concrete inputs).
     """
     g = _check_square(g)
+    _check_det_positive(g, "g")
     e, v = jnp.linalg.eigh(g @ _t(g))
     half_log = 0.5 * jnp.log(e)
     p = (v * jnp.exp(half_log)[..., None, :]) @ _t(v)
@@ -82,6 +139,7 @@ def sl_scale_decomposition(g) -> tuple[jax.Array, jax.Array]:
     factorises as ``ds / s`` times the Haar measure of SL(n). Returns ``(s, u)``.
     """
     g = _check_square(g)
+    _check_det_positive(g, "g")
     n = g.shape[-1]
     s = jnp.linalg.det(g) ** (1.0 / n)
     return s, g / s[..., None, None]
@@ -90,6 +148,7 @@ def sl_scale_decomposition(g) -> tuple[jax.Array, jax.Array]:
 def so_log(r) -> jax.Array:
     """Principal logarithm of a rotation (a skew-symmetric matrix); closed form for n = 2, 3."""
     r = _check_square(r, "r")
+    _check_rotation(r, "r")
     n = r.shape[-1]
     if n == 2:
         theta = jnp.arctan2(r[..., 1, 0], r[..., 0, 0])
@@ -179,8 +238,12 @@ def group_product(a, b) -> jax.Array:
 
 
 def group_inverse(g) -> jax.Array:
-    """Inverse ``g^{-1}`` computed through the polar factors: ``(p r)^{-1} = r^T p^{-1}``."""
+    """Inverse ``g^{-1}`` computed through the polar factors: ``(p r)^{-1} = r^T p^{-1}``.
+
+    Raises ``ValueError`` for a singular ``g`` (concrete inputs).
+    """
     g = _check_square(g)
+    _check_invertible(g, "g")
     e, v = jnp.linalg.eigh(g @ _t(g))
     p_inv = (v * (e ** -0.5)[..., None, :]) @ _t(v)
     r = p_inv @ g

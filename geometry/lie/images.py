@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from geometry.lie.groups import group_inverse, rotation_2d
+from sparsejax.core.validation import check_finite_array
 
 AFFNIST_RANGES = {"rotation_deg": 20.0, "shear": 0.2, "log_scale": math.log(1.2), "translation_frac": 0.15}
 
@@ -21,12 +22,15 @@ def warp_image(image: jax.Array, a: jax.Array, t: jax.Array) -> jax.Array:
     """``(L_(t, a) f)(y) = f(a^{-1}(y - c - t) + c)``: transform about the canvas centre ``c``.
 
     Bilinear interpolation, zero outside. ``image`` (H, W, C), ``a`` (2, 2), ``t`` (2,) in pixels
-    (array-index coordinates (row, col)).
+    (array-index coordinates (row, col)). ``a`` must be invertible and every input finite (raises
+    ``ValueError`` for concrete inputs).
     """
     if image.ndim != 3:
         raise ValueError(f"image must have shape (H, W, C), got {image.shape}")
     if a.shape != (2, 2) or t.shape != (2,):
         raise ValueError(f"a must be (2, 2) and t (2,), got {a.shape} and {t.shape}")
+    check_finite_array("image", image)
+    check_finite_array("t", t)
     h, w, _ = image.shape
     c = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0])
     grid = jnp.stack(jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij"), -1).astype(image.dtype)

@@ -184,13 +184,35 @@ def smooth_disk_mask(v: jax.Array, slope: float = 2.0) -> jax.Array:
     return jax.nn.sigmoid(slope * (1.0 - jnp.linalg.norm(v, axis=-1)))
 
 
+KERNEL_MASKS = ("smooth", "hard", "none")
+
+
+def kernel_mask(coords: jax.Array, mode: str = "smooth", slope: float = 2.0) -> jax.Array:
+    """Support mask of a continuous kernel at ``coords`` (..., D): ``"smooth"`` is
+    :func:`smooth_disk_mask` (official code for GL+(n)), ``"hard"`` the indicator ``|coords| <= 1``
+    (official code for the volume-preserving SL(n)), ``"none"`` all ones."""
+    if mode == "smooth":
+        return smooth_disk_mask(coords, slope)
+    if mode == "hard":
+        return (jnp.linalg.norm(coords, axis=-1) <= 1.0).astype(coords.dtype)
+    if mode == "none":
+        return jnp.ones(coords.shape[:-1], coords.dtype)
+    raise ValueError(f"mask must be one of {KERNEL_MASKS}, got {mode!r}")
+
+
 class LiftingConv(nn.Module):
-    """Lifting layer with a learnable ``G x G`` kernel grid evaluated bilinearly at ``g^{-1} u``."""
+    """Lifting layer with a learnable ``G x G`` kernel grid evaluated bilinearly at ``g^{-1} u``,
+    times a circular support mask on ``|g^{-1} u|`` (``mask``, see :func:`kernel_mask`), so that the
+    kernel support is a disk (rotation invariant) rather than the square of the grid.
+
+    Deviation from the official code: the kernel is a bilinear grid, not a SIREN of ``g^{-1} u``.
+    """
 
     features: int
     kernel_size: int = 5
     grid_size: int = 5
     stride: int = 1
+    mask: str = "smooth"
 
     @nn.compact
     def __call__(self, images: jax.Array, g: jax.Array) -> jax.Array:
@@ -199,12 +221,19 @@ class LiftingConv(nn.Module):
         grid = self.param(
             "kernel", nn.initializers.normal(fan_in**-0.5), (self.grid_size, self.grid_size, cin, self.features)
         )
-        kernels = lifting_kernels(lambda v: bilinear_kernel(grid, v), g, self.kernel_size)
+        kernels = lifting_kernels(lambda v: bilinear_kernel(grid, v) * kernel_mask(v, self.mask)[..., None, None],
+                                  g, self.kernel_size)
         return lift_conv(images, kernels, self.stride)
 
 
 class SirenKernel(nn.Module):
-    """SIREN MLP ``(v, c) -> (Cin, Cout)`` on R^2 x gl(2) coordinates (the official code's INR)."""
+    """SIREN MLP ``(v, c) -> (Cin, Cout)`` on R^2 x gl(2) coordinates (the official code's INR).
+
+    The output is multiplied by a support mask (:func:`kernel_mask`) of the norm of the whole
+    coordinate vector ``(v, c)`` (``mask_coords="full"``, the official code for GL+(2): it
+    localises the kernel along the group as well as in space) or of ``v`` only (``"spatial"``, the
+    official code for SL(2)).
+    """
 
     cin: int
     cout: int
@@ -212,6 +241,8 @@ class SirenKernel(nn.Module):
     num_hidden: int = 2
     omega: float = 10.0
     mask_slope: float = 2.0
+    mask: str = "smooth"
+    mask_coords: str = "full"
 
     @nn.compact
     def __call__(self, v: jax.Array, lie: jax.Array) -> jax.Array:
@@ -223,7 +254,14 @@ class SirenKernel(nn.Module):
             dense = nn.Dense(self.hidden, kernel_init=_symmetric_uniform(bound), name=f"dense_{i}")
             x = jnp.sin(self.omega * dense(x))
         x = nn.Dense(self.cin * self.cout, name="out")(x)
-        x = x * smooth_disk_mask(jnp.broadcast_to(v, shape + (2,)), self.mask_slope)[..., None]
+        v_b = jnp.broadcast_to(v, shape + (2,))
+        if self.mask_coords == "full":
+            coords = jnp.concatenate([v_b, jnp.broadcast_to(lie, shape + (lie.shape[-1],))], -1)
+        elif self.mask_coords == "spatial":
+            coords = v_b
+        else:
+            raise ValueError(f"mask_coords must be 'full' or 'spatial', got {self.mask_coords!r}")
+        x = x * kernel_mask(coords, self.mask, self.mask_slope)[..., None]
         return x.reshape(shape + (self.cin, self.cout))
 
 
@@ -237,17 +275,21 @@ def _symmetric_uniform(bound: float):
 
 
 class GroupConv(nn.Module):
-    """Group convolution whose kernel is a SIREN of ``(h^{-1} u, xi^{-1}(h^{-1} g))``."""
+    """Group convolution whose kernel is a SIREN of ``(h^{-1} u, xi^{-1}(h^{-1} g))`` (masked as in
+    :class:`SirenKernel`)."""
 
     features: int
     kernel_size: int = 5
     hidden: int = 32
     omega: float = 10.0
+    mask: str = "smooth"
+    mask_coords: str = "full"
 
     @nn.compact
     def __call__(self, x: jax.Array, g_in: jax.Array, g_out: jax.Array, weights: jax.Array) -> jax.Array:
         cin = x.shape[-1]
-        mlp = SirenKernel(cin, self.features, self.hidden, omega=self.omega, name="kernel")
+        mlp = SirenKernel(cin, self.features, self.hidden, omega=self.omega, mask=self.mask,
+                          mask_coords=self.mask_coords, name="kernel")
         # fixed rescaling so that outputs have O(1) variance at init (fan-in of the discrete sum)
         gain = (self.kernel_size**2 * cin) ** -0.5
         kernels = group_conv_kernels(lambda v, c: gain * mlp(v, c), g_in, g_out, weights, self.kernel_size)

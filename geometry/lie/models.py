@@ -6,7 +6,16 @@ each followed by the official ``layernorm3d`` (whole-map LayerNorm, :func:`group
 ``Dense -> LayerNorm -> GELU -> Dense`` (the official ``build_classifier`` without dropout).
 Every layer draws fresh group samples (the output samples of layer l are the input samples of
 layer l + 1), as the official ``SamplingWrapper`` does; samples come from ``key`` so ``apply``
-stays pure: ``logits = model.apply(params, images, key)``.
+stays pure: ``logits = model.apply(params, images, key)``. The official wrapper resamples on every
+forward pass, inference included (``sample_inference=True, deterministic=False``): pass a fresh
+key per call for that; reusing one key gives the fixed-sample variant.
+
+Kernel masks follow the official code: GL+(2) and SE(2) use the smooth mask on ``|g^{-1} u|``
+(lifting) and on the whole ``(h^{-1} u, xi^{-1}(h^{-1} g))`` coordinate vector (group
+convolutions); SL(2) uses the hard circular mask on the spatial part. Deviations: the lifting
+kernel is a bilinear grid (official: a SIREN); the lifting layer has stride 2 and there are no
+residual blocks (official ``GSimpleBlock``); the SIREN input divides the Lie coordinates by π;
+the Haar importance weights are not used (uniform 1/N, as in the official code).
 """
 from __future__ import annotations
 
@@ -59,7 +68,9 @@ class AffineGCNN(nn.Module):
             raise ValueError("channels must have at least one entry")
         keys = jax.random.split(key, len(self.channels))
         g = sample_layer_elements(keys[0], self.num_samples, self.group, self.spd_scale, self.rotations)
-        x = LiftingConv(self.channels[0], self.kernel_size, stride=self.lift_stride, name="lift")(images, g)
+        mask = "hard" if self.group == "sl2" else "smooth"
+        mask_coords = "spatial" if self.group == "sl2" else "full"
+        x = LiftingConv(self.channels[0], self.kernel_size, stride=self.lift_stride, mask=mask, name="lift")(images, g)
         x = nn.gelu(group_layer_norm(x))
         for _ in range(self.lift_pool):
             x = spatial_max_pool(x)
@@ -70,7 +81,8 @@ class AffineGCNN(nn.Module):
             if i > 1:
                 x = spatial_max_pool(x)
             g_out = sample_layer_elements(keys[i], self.num_samples, self.group, self.spd_scale, self.rotations)
-            x = GroupConv(c, self.kernel_size, self.kernel_hidden, name=f"gconv_{i}")(x, g, g_out, weights)
+            x = GroupConv(c, self.kernel_size, self.kernel_hidden, mask=mask, mask_coords=mask_coords,
+                          name=f"gconv_{i}")(x, g, g_out, weights)
             x = nn.gelu(group_layer_norm(x))
             g = g_out
         x = invariant_pool(x, "max")

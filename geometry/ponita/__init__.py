@@ -4,9 +4,11 @@ Bi-invariant attributes (:mod:`.invariants`), orientation grids (:mod:`.grids`),
 graphs built in JAX (:mod:`.graph`), the separable group convolution and ConvNeXt block
 (:mod:`.layers`), the :class:`Ponita` network with :func:`energy_and_forces`, EGNN and e3nn-jax
 baselines in the same interface (:mod:`.baselines`), and the N-body / Lennard-Jones / digit
-point-cloud data generators (:mod:`.data`).
+point-cloud data generators (:mod:`.data`), and the measured equivariance error under random
+rotations with optional averaging over random grid rotations (:mod:`.equivariance`).
 """
 from geometry.ponita.baselines import EGNN, TensorProductNet
+from geometry.ponita.equivariance import equivariance_error, grid_averaged_apply
 from geometry.ponita.graph import (
     Neighbours,
     PointCloudBatch,
@@ -45,7 +47,7 @@ from geometry.ponita.model import Ponita, calibrate, energy_and_forces
 from geometry.ponita.models import MODELS, count_params, make_model
 
 __all__ = [
-    "Ponita", "calibrate", "energy_and_forces", "EGNN", "TensorProductNet", "make_model", "count_params", "MODELS",
+    "Ponita", "calibrate", "equivariance_error", "grid_averaged_apply", "energy_and_forces", "EGNN", "TensorProductNet", "make_model", "count_params", "MODELS",
     "distance_invariant", "position_orientation_invariants", "fiber_bundle_attributes",
     "circle_grid", "fibonacci_sphere", "repulsion_sphere", "icosahedron", "icosahedral_rotations",
     "orientation_grid", "random_rotation", "rotate_grid",

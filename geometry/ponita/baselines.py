@@ -75,9 +75,10 @@ def safe_speed(vectors: jax.Array) -> jax.Array:
 
 
 class TensorProductNet(nn.Module):
-    """SEGNN/NequIP-style steerable message passing with e3nn-jax (3D only).
+    """NequIP-style steerable message passing with e3nn-jax (3D only): one tensor product per message.
 
-    Node features are irreps ``C x0e + C x1o (+ C x2e when l_max = 2)``. Per layer the message is the
+    Not SEGNN: SEGNN's steerable node attributes and steerable MLPs are not implemented. Node
+    features are irreps ``C x0e + C x1o + C x2e + ...`` up to ``l_max`` (1 to 3). Per layer the message is the
     tensor product ``h_j ⊗ Y(x̂_ij)`` (spherical harmonics up to ``l_max``) weighted per output irrep by
     an MLP of a Bessel embedding of ``|x_ij|`` (NequIP's radial weights), averaged over neighbours,
     mixed with ``h_i`` by an equivariant linear map, passed through a gated nonlinearity and added
@@ -99,11 +100,11 @@ class TensorProductNet(nn.Module):
         check_batch(pos, node_mask, scalars, vectors)
         if pos.shape[-1] != 3:
             raise ValueError(f"TensorProductNet is 3D only, got pos of shape {pos.shape}")
-        if self.l_max not in (1, 2):
-            raise ValueError(f"l_max must be 1 or 2, got {self.l_max}")
+        if self.l_max not in (1, 2, 3):
+            raise ValueError(f"l_max must be 1, 2 or 3, got {self.l_max}")
         scalars, vectors = default_features(pos, scalars, vectors)
         c = self.hidden_dim
-        hidden = e3nn.Irreps(f"{c}x0e + {c}x1o" + (f" + {c}x2e" if self.l_max == 2 else ""))
+        hidden = e3nn.Irreps(" + ".join(f"{c}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(self.l_max + 1)))
         sh_irreps = e3nn.Irreps.spherical_harmonics(self.l_max)
         gated = e3nn.Irreps(f"{c + (hidden.num_irreps - c)}x0e") + hidden.filter(drop="0e")
 

@@ -13,6 +13,8 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from sparsejax.core.validation import check_array, check_finite_array
+
 
 class PointCloudBatch(NamedTuple):
     """Padded batch: ``pos (B, N, d)``, ``node_mask (B, N)`` bool, ``scalars (B, N, Cs)``,
@@ -32,7 +34,13 @@ class Neighbours(NamedTuple):
 
 
 def check_batch(pos: jax.Array, node_mask: jax.Array, scalars=None, vectors=None) -> None:
-    """Raise ``ValueError`` unless the arrays form a consistent padded batch."""
+    """Raise ``ValueError``/``TypeError`` unless the arrays form a consistent padded batch.
+
+    Shapes and dtypes are checked always; NaN/inf entries in ``pos``, ``scalars`` and ``vectors``
+    only for concrete arrays (under ``jax.jit`` the inputs must be finite: a precondition).
+    """
+    check_array("pos", pos, dtype_kind="f")
+    check_array("node_mask", node_mask, dtype_kind="biu")
     if pos.ndim != 3 or pos.shape[-1] not in (2, 3):
         raise ValueError(f"pos must be (B, N, 2|3), got shape {pos.shape}")
     if node_mask.shape != pos.shape[:2]:
@@ -43,6 +51,9 @@ def check_batch(pos: jax.Array, node_mask: jax.Array, scalars=None, vectors=None
         vectors.ndim != 4 or vectors.shape[:2] != pos.shape[:2] or vectors.shape[-1] != pos.shape[-1]
     ):
         raise ValueError(f"vectors must be (B, N, Cv, {pos.shape[-1]}), got {vectors.shape}")
+    for name, x in (("pos", pos), ("scalars", scalars), ("vectors", vectors)):
+        if x is not None:
+            check_finite_array(name, x)
 
 
 def radius_graph(

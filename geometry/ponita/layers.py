@@ -71,17 +71,18 @@ def _masked_std(a: jax.Array, real: jax.Array) -> jax.Array:
 class SeparableFiberConv(nn.Module):
     """Depth-wise separable group convolution on R^n x S^{n-1} (Sec. 4.2, Eq. 13).
 
-    1. spatial: ``y[i,o,c] = (1/deg_i) sum_j k_s(a_ij(o))[c] x[j,o,c]`` (same grid index o for
+    1. spatial: ``y[i,o,c] = sum_j k_s(a_ij(o))[c] x[j,o,c]`` (same grid index o for
        sender and receiver, kernel from the spatial attributes of ``fiber_bundle_attributes``),
     2. fibre:   ``z[i,p,c] = (1/O) sum_o k_f(o·p)[c] y[i,o,c]`` (mixing over the sphere),
-    then a bias. Channel mixing is left to the ConvNeXt MLP. ``degree_norm`` divides the spatial sum
-    by the number of neighbours. The standard deviations of ``x``, ``y`` and ``z`` over real nodes
+    then a bias. Channel mixing is left to the ConvNeXt MLP. The spatial aggregation is a plain sum,
+    as in the official code (``aggr="add"``); ``degree_norm=True`` divides it by the number of
+    neighbours instead (mean aggregation, an option). The standard deviations of ``x``, ``y`` and ``z`` over real nodes
     are sown into the ``intermediates`` collection for :func:`geometry.ponita.calibrate`, the
     official code's one-off rescaling of the kernels on the first training batch.
     """
 
     channels: int
-    degree_norm: bool = True
+    degree_norm: bool = False
 
     @nn.compact
     def __call__(self, x, nbrs: Neighbours, spatial_basis, fiber_basis):
@@ -104,7 +105,7 @@ class ConvNextBlock(nn.Module):
     channels: int
     widening_factor: int = 4
     layer_scale: Optional[float] = 1e-6
-    degree_norm: bool = True
+    degree_norm: bool = False
 
     @nn.compact
     def __call__(self, x, nbrs: Neighbours, spatial_basis, fiber_basis):

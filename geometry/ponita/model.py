@@ -20,6 +20,7 @@ from geometry.ponita.graph import check_batch, masked_node_sum, polynomial_cutof
 from geometry.ponita.grids import orientation_grid
 from geometry.ponita.invariants import fiber_bundle_attributes, safe_norm
 from geometry.ponita.layers import ConvNextBlock, KernelBasis, lift_to_grid, sphere_to_scalar, sphere_to_vector
+from sparsejax.core.validation import check_array
 
 
 def default_features(pos: jax.Array, scalars, vectors) -> tuple[jax.Array, jax.Array]:
@@ -42,8 +43,12 @@ class Ponita(nn.Module):
     grid_rotation (d,d)|None)`` returns node-level ``(scalars (B,N,out_scalars),
     vectors (B,N,out_vectors,d))``; padded nodes output zeros. Defaults follow the official n-body
     settings scaled down (official: hidden 128, basis 256, degree 3, 5 layers, 16 orientations,
-    widening 4, layer scale 1e-6, multiple readouts). ``grid_rotation`` rotates the orientation grid
-    (random grid rotations make equivariance exact in expectation).
+    widening 4, layer scale 1e-6, multiple readouts, sum aggregation; ``degree_norm=True`` switches
+    to mean aggregation). ``grid_rotation`` rotates the orientation grid; averaging the outputs over
+    random grid rotations (:func:`geometry.ponita.grid_averaged_apply`) makes the network
+    equivariant in expectation. The network is exactly equivariant only for rotations that map the
+    grid onto itself; :func:`geometry.ponita.equivariance_error` measures the error under random
+    rotations.
     """
 
     hidden_dim: int = 64
@@ -59,7 +64,7 @@ class Ponita(nn.Module):
     radius: Optional[float] = None
     max_neighbors: Optional[int] = None
     multiple_readouts: bool = True
-    degree_norm: bool = True
+    degree_norm: bool = False
 
     @nn.compact
     def __call__(self, pos, node_mask, scalars=None, vectors=None, grid_rotation=None):
@@ -72,6 +77,7 @@ class Ponita(nn.Module):
         d = pos.shape[-1]
         grid = jnp.asarray(orientation_grid(self.num_ori, d, self.grid_method), pos.dtype)
         if grid_rotation is not None:
+            check_array("grid_rotation", grid_rotation, shape=(d, d), dtype_kind="f")
             grid = grid @ grid_rotation.T
         nbrs = radius_graph(pos, node_mask, self.radius, self.max_neighbors)
         rel = relative_positions(pos, nbrs)

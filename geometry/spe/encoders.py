@@ -8,13 +8,19 @@ Networks", Sec. 3, Eq. (2)):
 
     SPE(V, lambda) = rho( V diag(phi_1(lambda)) V^T, ..., V diag(phi_m(lambda)) V^T ),
 
-with permutation-equivariant eigenvalue functions ``phi_l: R^k -> R^k`` (here elementwise MLPs, as
-in the official code) and a permutation-equivariant network ``rho: R^{N x N x m} -> R^{N x p}``
+with permutation-equivariant eigenvalue functions ``phi_l: R^k -> R^k`` (here elementwise MLPs, one
+separate network per l, as the official ``psi_list``) and a permutation-equivariant network
+``rho: R^{N x N x m} -> R^{N x p}``
 (here, as in the official code, a GIN run independently on every column of the tensor followed by
 a sum over columns). Each ``V diag(phi_l(lambda)) V^T`` is a "soft partition" of the eigenspaces:
 it depends on V only through the eigenspace projections, which makes SPE invariant to the
 choice of basis (signs and rotations inside repeated eigenspaces) and, for Lipschitz phi and rho,
 stable under Laplacian perturbations (Assumption 3.1 / Theorem 3.1).
+
+Basis invariance needs whole eigenspaces: with a truncated spectrum (``k`` < number of nodes) the
+cut must fall between distinct eigenvalues. If ``k`` splits a repeated eigenspace, the kept part of
+that eigenspace depends on the basis ``eigh`` happens to return and SPE is no longer invariant (and
+no PE built from ``k`` eigenvectors can be).
 """
 from __future__ import annotations
 
@@ -36,28 +42,35 @@ def soft_partitions(eigvecs: jax.Array, phi: jax.Array) -> jax.Array:
 class EigenvalueFunctions(nn.Module):
     """The m eigenvalue functions ``phi_l`` of Eq. (2), applied elementwise: ``(k,) -> (k, m)``.
 
-    One ReLU MLP ``R -> R^m`` per eigenvalue (shared hidden layers), so each ``phi_l`` is
-    permutation equivariant and Lipschitz, as Assumption 3.1 requires.
+    By default m separate ReLU MLPs ``R -> R`` (the official code's ``psi_list``); ``shared=True``
+    uses one MLP ``R -> R^m`` with shared hidden layers instead (an ablation). Either way each
+    ``phi_l`` is permutation equivariant and Lipschitz, as Assumption 3.1 requires.
     """
 
     num_partitions: int = 8
     hidden: int = 32
     num_layers: int = 3
+    shared: bool = False
 
     @nn.compact
     def __call__(self, eigvals: jax.Array) -> jax.Array:
-        return MLP(self.num_partitions, self.hidden, self.num_layers)(eigvals[:, None])
+        x = eigvals[:, None]
+        if self.shared:
+            return MLP(self.num_partitions, self.hidden, self.num_layers)(x)
+        return jnp.concatenate([MLP(1, self.hidden, self.num_layers, name=f"phi_{l}")(x)
+                                for l in range(self.num_partitions)], axis=-1)
 
 
 class SPE(nn.Module):
     """Stable and Expressive Positional Encoding (Eq. 2): phi_l on the spectrum, soft partitions, rho.
 
     Invalid eigenpairs (``eig_mask`` False) are dropped by zeroing their phi values; the sum over
-    columns in rho runs over real nodes only. ``rho_diag_channel`` appends the identity matrix as
-    one more channel of the ``(N, N, m)`` tensor, so that the column-wise GIN knows which node is
-    the root of its column (as in structural message passing, which the official ``gin_deepsets``
-    rho cites); it is constant, so equivariance, basis invariance and stability are unchanged. Set
-    it to False for the plain GIN rho of the official code. ``rho_layer_norm`` (official code: on)
+    columns in rho runs over real nodes only. ``rho_diag_channel=True`` (off by default, as in the
+    paper and the official GIN rho) appends the identity matrix as one more channel of the
+    ``(N, N, m)`` tensor, so that the column-wise GIN knows which node is the root of its column (as
+    in structural message passing, which the official ``gin_deepsets`` rho cites); it is constant,
+    so equivariance, basis invariance and stability are unchanged, but it adds expressive power
+    (an ablation). ``shared_phi=True`` shares the hidden layers of the eigenvalue functions. ``rho_layer_norm`` (official code: on)
     is off by default: layer norm is not Lipschitz near zero-variance inputs, which breaks the
     stability assumption (Assumption 3.1) and, numerically, exact basis invariance. ``rho_pool``
     reduces over columns: ``"sum"`` (official code) or ``"mean"`` (PE scale independent of N).
@@ -70,12 +83,14 @@ class SPE(nn.Module):
     rho_hidden: int = 32
     rho_layers: int = 3
     rho_layer_norm: bool = False
-    rho_diag_channel: bool = True
+    rho_diag_channel: bool = False
     rho_pool: str = "sum"
+    shared_phi: bool = False
 
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
-        phi_fn = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, name="phi")
+        phi_fn = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, self.shared_phi,
+                                     name="phi")
         phi = phi_fn(g.eigvals)
         w = soft_partitions(g.eigvecs, phi * g.eig_mask[:, None])                 # (N, N, m)
         if self.rho_diag_channel:

@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from sparsejax.core.validation import check_array, check_finite_array, check_int, is_traced
 
 # Eigenvalues of the symmetric normalized Laplacian lie in [0, 2]; padded nodes get this value on
 # the diagonal so that their (spurious) eigenpairs sort after every real one.
@@ -36,21 +39,32 @@ class GraphSpectrum(NamedTuple):
     eig_mask: jax.Array
 
 
-def _check_single(adj: jax.Array, node_mask: jax.Array) -> None:
+def _check_single(adj: jax.Array, node_mask: jax.Array, name: str = "adj") -> None:
+    """Shapes always; finite, symmetric values only for concrete arrays (a precondition under jit)."""
     if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
-        raise ValueError(f"adj must be a square (N, N) matrix, got shape {adj.shape}")
+        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {adj.shape}")
     if node_mask.shape != adj.shape[:1]:
         raise ValueError(f"node_mask must have shape ({adj.shape[0]},), got {node_mask.shape}")
+    check_array(name, adj, dtype_kind="fiub")
+    check_finite_array(name, adj)
+    if not is_traced(adj):
+        a = np.asarray(adj, np.float64)
+        asym = float(np.abs(a - a.T).max()) if a.size else 0.0
+        if asym > 1e-5 * max(1.0, float(np.abs(a).max())):
+            raise ValueError(f"{name} must be symmetric, got max |{name} - {name}^T| = {asym:.3g}")
 
 
 def normalized_laplacian(adj: jax.Array, node_mask: jax.Array) -> jax.Array:
     """Symmetric normalized Laplacian ``L = I - D^{-1/2} A D^{-1/2}`` on the real nodes.
 
     Isolated nodes use ``D^{-1/2} = 0`` (so ``L_ii = 1``); padded rows and columns are all zero.
+    ``adj`` must be symmetric, finite and non-negative (checked for concrete inputs).
     """
     adj = jnp.asarray(adj)
     node_mask = jnp.asarray(node_mask, bool)
     _check_single(adj, node_mask)
+    if not is_traced(adj) and adj.size and float(jnp.min(adj)) < 0:
+        raise ValueError(f"adj must be non-negative (edge weights), got minimum {float(jnp.min(adj))}")
     m = node_mask.astype(adj.dtype)
     adj = adj * m[:, None] * m[None, :]
     deg = adj.sum(axis=1)
@@ -67,11 +81,9 @@ def eigh_padded(laplacian: jax.Array, node_mask: jax.Array, k: int | None = None
     """
     laplacian = jnp.asarray(laplacian)
     node_mask = jnp.asarray(node_mask, bool)
-    _check_single(laplacian, node_mask)
+    _check_single(laplacian, node_mask, "laplacian")
     n_pad = laplacian.shape[0]
-    k = n_pad if k is None else int(k)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    k = n_pad if k is None else check_int("k", k, minimum=1)
     m = node_mask.astype(laplacian.dtype)
     lap = laplacian * m[:, None] * m[None, :] + jnp.diag((1.0 - m) * _PAD_EIGENVALUE)
     vals, vecs = jnp.linalg.eigh(lap)

@@ -19,8 +19,13 @@ import optax
 from geometry.spe.gnn import batched_apply, init_params
 from geometry.spe.graphs import count_cycles, pad_adjacency
 from geometry.spe.spectral import GraphSpectrum, batch_spectra, normalized_laplacian
+from sparsejax.core.validation import check_int, check_number
 from sparsejax.data import batch_indices
 from sparsejax.train import LoopCheckpointer, TrainState, make_train_step
+from sparsejax.train.divergence import check_finite_loss
+from sparsejax.train.tracking import log_scalars
+
+LOG_EVERY = 50
 
 
 class GraphDataset(NamedTuple):
@@ -65,11 +70,18 @@ def train_regressor(
     """Train ``model`` with AdamW (warmup + cosine) on L1 loss against standardized targets.
 
     Returns ``(params, info)``; ``info`` has the target ``mean``/``std`` used for standardization,
-    ``final_loss`` and ``ms_per_step`` (wall time per step after the first, compiling, one).
+    ``final_loss`` (the loss of the last step) and ``ms_per_step`` (wall time per step, excluding
+    the first, compiling, step of each session). Both live in the checkpointed loop state, so a run
+    resumed after a kill (even one killed after this loop finished) reports them too. Losses are
+    checked for NaN/inf every ``LOG_EVERY`` steps (:class:`sparsejax.train.divergence.DivergenceError`)
+    and logged with :func:`sparsejax.train.tracking.log_scalars`.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    lr = check_number("lr", lr, minimum=0.0, min_inclusive=False)
     n = data.targets.shape[0]
+    if n < 1:
+        raise ValueError("data must hold at least one graph")
     mean, std = data.targets.mean(0), data.targets.std(0) + 1e-6
     y_all = (data.targets - mean) / std
     init_key, data_key, flip_key = jax.random.split(key, 3)
@@ -78,25 +90,47 @@ def train_regressor(
     tx = optax.adamw(schedule, weight_decay=weight_decay)
     apply = batched_apply(model)
     step_fn = make_train_step(lambda p, x: apply(p, x[0], x[1]), tx, l1_loss)
-    state = TrainState.create(params, tx)
+    # loop state: train state, loss per step, [seconds timed, steps timed]
+    carry = (TrainState.create(params, tx), jnp.zeros((steps,), jnp.float32), np.zeros((2,), np.float64))
     start = 0
     if checkpointer is not None:
-        start, state = checkpointer.restore(state)
-    loss, t_first, timed = jnp.nan, None, 0
+        start, carry = checkpointer.restore(carry)
+    state, losses, timing = carry
+    timing = np.asarray(timing, np.float64)
+    t_mark, since_mark, checked, last_saved = None, 0, start, start or None
+
+    def clock():
+        """Add the wall time since the mark (excluding each session's compiling first step)."""
+        nonlocal t_mark, since_mark, timing
+        jax.block_until_ready(state.params)
+        now = time.perf_counter()
+        if t_mark is not None:
+            timing = timing + np.array([now - t_mark, since_mark])
+        t_mark, since_mark = now, 0
+
     for step in progress(range(start, steps), total=steps, initial=start):
         idx = batch_indices(data_key, step, n, batch_size)
         batch = take(data.spectra, idx)
         state, loss = step_fn(state, (batch, jax.random.fold_in(flip_key, step)), y_all[idx])
-        if t_first is None:
-            loss.block_until_ready()
-            t_first = time.perf_counter()
+        losses = losses.at[step].set(loss)
+        if t_mark is None:
+            clock()
         else:
-            timed += 1
-        if checkpointer is not None:
-            checkpointer.maybe_save(step + 1, state, force=step + 1 == steps)
-    jax.block_until_ready(state.params)
-    ms = 1e3 * (time.perf_counter() - t_first) / timed if timed else float("nan")
-    return state.params, {"mean": mean, "std": std, "final_loss": float(loss), "ms_per_step": ms}
+            since_mark += 1
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+            chunk = np.asarray(losses[checked : step + 1])
+            for i, value in enumerate(chunk):
+                check_finite_loss(checked + i + 1, value, name="train loss", last_checkpoint=last_saved)
+            log_scalars(step + 1, {"loss": float(chunk.mean())}, prefix=type(model.pe).__name__)
+            checked = step + 1
+        if checkpointer is not None and ((step + 1) % checkpointer.every == 0 or step + 1 == steps):
+            clock()
+            if checkpointer.maybe_save(step + 1, (state, losses, timing), force=step + 1 == steps):
+                last_saved = step + 1
+    clock()
+    seconds, timed = float(timing[0]), float(timing[1])
+    ms = 1e3 * seconds / timed if timed else None
+    return state.params, {"mean": mean, "std": std, "final_loss": float(losses[steps - 1]), "ms_per_step": ms}
 
 
 def predict(model: nn.Module, params, spectra: GraphSpectrum, mean, std, batch_size: int = 256) -> np.ndarray:

@@ -126,11 +126,13 @@ def test_soft_partitions_spectral_calculus():
 
 
 def _phi_lipschitz_bounds(phi_params):
-    """Per-output upper bound on the Lipschitz constant of the ReLU MLP phi_l: prod of spectral norms."""
-    mlp = phi_params["MLP_0"]
-    hidden = [k for k in sorted(mlp) if k.startswith("dense_")]
-    bound = np.prod([np.linalg.norm(np.asarray(mlp[k]["kernel"]), 2) for k in hidden])
-    return bound * np.linalg.norm(np.asarray(mlp["out"]["kernel"]), axis=0)
+    """Per-output upper bound on the Lipschitz constant of each ReLU MLP phi_l: prod of spectral norms."""
+    bounds = []
+    for l in range(len(phi_params)):
+        mlp = phi_params[f"phi_{l}"]
+        layers = [k for k in sorted(mlp) if k.startswith("dense_")] + ["out"]
+        bounds.append(np.prod([np.linalg.norm(np.asarray(mlp[k]["kernel"]), 2) for k in layers]))
+    return np.array(bounds)
 
 
 def _perturbation(key, mask, size):
@@ -173,6 +175,42 @@ def _spe_phi(params, spec):
     """phi_l(lambda) of the SPE module with ``params`` (masked to valid eigenpairs)."""
     phi = EigenvalueFunctions().apply({"params": params["phi"]}, spec.eigvals)
     return phi * spec.eig_mask[:, None]
+
+
+def _truncate(spec: GraphSpectrum, k: int) -> GraphSpectrum:
+    return spec._replace(eigvals=spec.eigvals[:k], eigvecs=spec.eigvecs[:, :k], eig_mask=spec.eig_mask[:k])
+
+
+@pytest.mark.parametrize("k, invariant", [(3, True), (5, True), (2, False), (4, False)])
+def test_spe_basis_invariance_with_truncated_spectrum(k, invariant):
+    """C_8's spectrum is 0, then pairs (multiplicity 2), then 2: keeping k = 3 or 5 eigenpairs keeps
+    whole eigenspaces and SPE is basis invariant; k = 2 or 4 cuts a pair and it is not."""
+    spec = _spectrum(nx.cycle_graph(8))
+    rotated = _rotate_eigenspaces(spec, jax.random.PRNGKey(3))
+    params, fn = ENCODERS["spe"]
+    a, b = fn(params, _truncate(spec, k)), fn(params, _truncate(rotated, k))
+    change = float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a))
+    if invariant:
+        assert change < 1e-4, change
+    else:
+        assert change > 1e-3, change
+
+
+def test_eigenvalue_functions_are_separate_networks_unless_shared():
+    lam = jnp.linspace(0.0, 2.0, 5)
+    sep = EigenvalueFunctions(num_partitions=3, hidden=8)
+    params = sep.init(KEY, lam)["params"]
+    assert sorted(params) == ["phi_0", "phi_1", "phi_2"]
+    out = sep.apply({"params": params}, lam)
+    assert out.shape == (5, 3)
+    # changing phi_1's weights changes only column 1
+    bumped = jax.tree_util.tree_map(lambda x: x, params)
+    bumped["phi_1"]["out"]["bias"] = bumped["phi_1"]["out"]["bias"] + 1.0
+    diff = np.asarray(sep.apply({"params": bumped}, lam) - out)
+    np.testing.assert_allclose(diff[:, [0, 2]], 0.0)
+    np.testing.assert_allclose(diff[:, 1], 1.0, rtol=1e-6)
+    shared = EigenvalueFunctions(num_partitions=3, hidden=8, shared=True)
+    assert "phi_0" not in shared.init(KEY, lam)["params"]
 
 
 def test_make_pe():
