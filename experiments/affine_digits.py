@@ -171,15 +171,17 @@ def train(tag, tx, step, total, params, config, ctx, key):
     data_key, sample_key = jax.random.fold_in(key, 1), key
     every = config["checkpoint_every"]
     ckpt = LoopCheckpointer(ctx.checkpoint_dir(tag), max(every, 1), enabled=every > 0)
-    start, state = ckpt.restore(state)
+    # the last loss is checkpointed with the state, so a model finished before a kill keeps its final loss
+    start, (state, last_loss) = ckpt.restore((state, jnp.asarray(jnp.nan, jnp.float32)))
     t0 = time.perf_counter()
     jax.block_until_ready(step(state, start, data_key, sample_key)[1])  # compile (cached across seeds)
     compile_s = time.perf_counter() - t0
-    t0, pending, last, final_loss = time.perf_counter(), [], None, None
+    t0, pending, last = time.perf_counter(), [], None
+    final_loss = float(last_loss) if start else None
     for s in ctx.progress(range(start, total), desc=f"train {tag}", total=total - start):
         state, loss = step(state, s, data_key, sample_key)
         pending.append(loss)
-        if ckpt.maybe_save(s + 1, state):
+        if ckpt.maybe_save(s + 1, (state, loss)):
             last = s + 1
         if len(pending) == 50 or s + 1 == total:
             values = np.asarray(jnp.stack(pending))
@@ -193,7 +195,7 @@ def train(tag, tx, step, total, params, config, ctx, key):
     per_step = (time.perf_counter() - t0) / max(timed, 1)
     return state.params, {"compile_s": compile_s, "time_per_step_s": per_step,
                           "time_per_epoch_s": per_step * total / config["epochs"],
-                          "final_loss": final_loss if timed else None}
+                          "final_loss": final_loss}
 
 
 def accuracy(predict, params, x, y, key, batch: int = 256) -> float:

@@ -45,14 +45,14 @@ PRESETS = {
         "lr": 1e-3, "warmup": 20, "force_weight": 10.0, "augment": True, "models": ["ponita", "egnn", "e3nn"],
         "ponita_hidden": 32, "ponita_layers": 2, "num_ori": 8, "egnn_hidden": 32, "egnn_layers": 3,
         "e3nn_hidden": 16, "e3nn_layers": 2, "l_max": 1,
-        "grad_clip": 0.5, "equiv_rotations": 4, "equiv_grid_rotations": 8, "equiv_systems": 8,
+        "grad_clip": 0.5, "checkpoint_every": 500, "equiv_rotations": 4, "equiv_grid_rotations": 8, "equiv_systems": 8,
     },
     "full": {
         "n_train": 1000, "n_test": 1000, "n_atoms": 13, "temperature": 0.25, "equilibrate": 5000, "steps": 20000, "batch_size": 5,
         "lr": 5e-4, "warmup": 500, "force_weight": 10.0, "augment": True, "models": ["ponita", "egnn", "e3nn"],
         "ponita_hidden": 128, "ponita_layers": 5, "num_ori": 20, "egnn_hidden": 128, "egnn_layers": 5,
         "e3nn_hidden": 64, "e3nn_layers": 4, "l_max": 2,
-        "grad_clip": 0.5, "equiv_rotations": 8, "equiv_grid_rotations": 16, "equiv_systems": 32,
+        "grad_clip": 0.5, "checkpoint_every": 500, "equiv_rotations": 8, "equiv_grid_rotations": 16, "equiv_systems": 32,
     },
 }
 
@@ -107,7 +107,7 @@ def run(config: dict, ctx) -> dict:
         if name == "ponita":  # the official one-off kernel calibration on the first batch
             params = calibrate(model, params, pos0, jnp.ones(pos0.shape[:2], bool))
         params, losses = fit(loss_fn, params, train, steps=config["steps"], batch_size=bs, lr=config["lr"],
-                             key=jax.random.fold_in(key, 1), warmup=config["warmup"], grad_clip=config["grad_clip"],
+                             key=jax.random.fold_in(key, 1), warmup=config["warmup"], grad_clip=config["grad_clip"], checkpoint_every=config["checkpoint_every"],
                              progress=ctx.progress,
                              checkpoint_dir=ctx.checkpoint_dir(name), desc=name)
         curves[name] = losses

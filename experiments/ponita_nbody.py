@@ -41,14 +41,14 @@ PRESETS = {
         "warmup": 20, "weight_decay": 1e-10, "augment": True, "models": ["ponita", "egnn", "e3nn"],
         "ponita_hidden": 32, "ponita_layers": 3, "num_ori": 8, "basis_dim": 32, "layer_scale": 1e-6,
         "egnn_hidden": 32, "egnn_layers": 4, "e3nn_hidden": 16, "e3nn_layers": 3, "l_max": 1,
-        "grad_clip": 0.5, "seeds": [0], "equiv_rotations": 4, "equiv_grid_rotations": 8, "equiv_systems": 16,
+        "grad_clip": 0.5, "checkpoint_every": 500, "seeds": [0], "equiv_rotations": 4, "equiv_grid_rotations": 8, "equiv_systems": 16,
     },
     "full": {
         "n_train": 3000, "n_val": 2000, "n_test": 2000, "steps": 30000, "batch_size": 100, "lr": 1e-3,
         "warmup": 300, "weight_decay": 1e-10, "augment": True, "models": ["ponita", "egnn", "e3nn"],
         "ponita_hidden": 128, "ponita_layers": 5, "num_ori": 16, "basis_dim": 256, "layer_scale": 1e-6,
         "egnn_hidden": 64, "egnn_layers": 4, "e3nn_hidden": 64, "e3nn_layers": 4, "l_max": 1,
-        "grad_clip": 0.5, "seeds": [0, 1, 2], "equiv_rotations": 8, "equiv_grid_rotations": 16, "equiv_systems": 64,
+        "grad_clip": 0.5, "checkpoint_every": 500, "seeds": [0, 1, 2], "equiv_rotations": 8, "equiv_grid_rotations": 16, "equiv_systems": 64,
     },
 }
 
@@ -133,7 +133,7 @@ def run(config: dict, ctx) -> dict:
             params, losses = fit(
                 loss_fn, params, splits["train"], steps=config["steps"], batch_size=bs, lr=config["lr"],
                 key=jax.random.fold_in(key, 1), warmup=config["warmup"], weight_decay=config["weight_decay"],
-                grad_clip=config["grad_clip"], progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir(tag),
+                grad_clip=config["grad_clip"], checkpoint_every=config["checkpoint_every"], progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir(tag),
                 desc=tag,
             )
             curves[tag] = losses

@@ -40,11 +40,11 @@ CONFIG_RANGES = {"equiv_grid_rotations": (0, None)}  # 0 is allowed (no grid ave
 PRESETS = {
     "smoke": {"steps": 300, "batch_size": 32, "lr": 3e-3, "warmup": 20, "test_size": 0.3, "n_test": 300,
               "hidden": 16, "layers": 3, "num_ori": 10, "radius": 1.5, "max_neighbors": 9,
-              "models": ["ponita", "pointnet", "cnn"], "grad_clip": 0.5, "equiv_rotations": 4,
+              "models": ["ponita", "pointnet", "cnn"], "grad_clip": 0.5, "checkpoint_every": 500, "equiv_rotations": 4,
               "equiv_grid_rotations": 8, "equiv_clouds": 16},
     "full": {"steps": 3000, "batch_size": 64, "lr": 1e-3, "warmup": 100, "test_size": 0.3, "n_test": 540,
              "hidden": 64, "layers": 4, "num_ori": 16, "radius": 2.9, "max_neighbors": 25,
-             "models": ["ponita", "pointnet", "cnn"], "grad_clip": 0.5, "equiv_rotations": 8,
+             "models": ["ponita", "pointnet", "cnn"], "grad_clip": 0.5, "checkpoint_every": 500, "equiv_rotations": 8,
              "equiv_grid_rotations": 16, "equiv_clouds": 64},
 }
 
@@ -122,7 +122,7 @@ def run(config: dict, ctx) -> dict:
         loss_fn = lambda p, b, k, f=logits_fn: ce(f(p, b), b["label"])
         params, losses = fit(loss_fn, params, data, steps=config["steps"], batch_size=config["batch_size"],
                              lr=config["lr"], key=jax.random.fold_in(key, 1), warmup=config["warmup"],
-                             grad_clip=config["grad_clip"], progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir(name), desc=name)
+                             grad_clip=config["grad_clip"], checkpoint_every=config["checkpoint_every"], progress=ctx.progress, checkpoint_dir=ctx.checkpoint_dir(name), desc=name)
         curves[name] = losses
         predict = jax.jit(lambda p, d, f=logits_fn: jnp.argmax(f(p, d), -1))
 
