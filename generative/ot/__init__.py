@@ -17,6 +17,7 @@ from generative.ot.sns import (
     num_kept,
     sparse_hessian_matvec,
     sparsify,
+    sparsify_level,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "num_kept",
     "sparse_hessian_matvec",
     "sparsify",
+    "sparsify_level",
 ]
