@@ -397,7 +397,7 @@ def summarize(results: dict) -> str:
             f"supervised selectivity {f('mean_selectivity_supervised')}, projected {f('mean_selectivity_projected')}, "
             f"labelled {f('mean_selectivity_labelled')} (trivial {m['trivial_selectivity']:.2f}, random direction's "
             f"best-factor share {f('random_direction_best_factor_share')}); off-target {off_s:.2f} -> {off_p:.2f} "
-            f"after projection; signed target effects {signs}; per-timestep PCs best |corr| "
+            f"after projection; signed target effects {signs}; per-timestep PCs best abs corr "
             f"{', '.join(f'{c:.2f}' for c in m['pca_top_best_abs_corr'])}; {verdict}")
 
 
