@@ -1,4 +1,4 @@
-"""Command-line entry point: ``python -m experiments {list,run} ...``."""
+"""Command-line entry point: ``python -m experiments {list,show,run,report} ...`` (also the ``sparsejax`` script)."""
 import sys
 
 from experiments.runner import main

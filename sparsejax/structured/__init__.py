@@ -43,3 +43,7 @@ __all__ += [
     "group_norms", "group_mask", "group_masks", "is_group_sparse", "GroupCompressed", "group_compress",
     "group_decompress", "group_nbytes", "NMCompressed", "nm_compress", "nm_decompress", "nm_nbytes",
 ]
+# block sparsity: masks of whole (bk, bn) tiles (the format served by sparsejax.kernels.block_sparse_matmul)
+from sparsejax.structured.block import block_mask, block_norms, is_block_sparse  # noqa: E402
+
+__all__ += ["block_mask", "block_norms", "is_block_sparse"]

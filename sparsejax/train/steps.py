@@ -15,6 +15,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from sparsejax.core.validation import check_array, check_index_range, check_int, check_same_length, is_traced
+
 
 class TrainState(NamedTuple):
     """Parameters, optimizer state and the number of completed steps."""
@@ -29,13 +31,31 @@ class TrainState(NamedTuple):
         return cls(params, tx.init(params), jnp.zeros((), jnp.int32))
 
 
+def _check_logits_labels(logits, labels) -> None:
+    """Static checks (valid under jit): integer labels of shape ``logits.shape[:-1]``; concrete
+    labels are also range-checked against the number of classes ``logits.shape[-1]``."""
+    check_array("logits", logits, dtype_kind="f")
+    check_array("labels", labels, dtype_kind="iu")
+    if logits.ndim < 1 or tuple(labels.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"labels must have shape logits.shape[:-1] = {tuple(logits.shape[:-1])}, "
+                         f"got labels {tuple(labels.shape)} for logits {tuple(logits.shape)}")
+    if not is_traced(labels):
+        check_index_range("labels", labels, logits.shape[-1])
+
+
 def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy with integer labels."""
+    """Mean softmax cross-entropy with integer labels.
+
+    Shapes and dtypes are checked at trace time; the label range only for concrete labels (under
+    jit an out-of-range label gives a NaN loss, which :func:`~sparsejax.train.fit` reports).
+    """
+    _check_logits_labels(logits, labels)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Fraction of argmax predictions equal to ``labels``."""
+    """Fraction of argmax predictions equal to ``labels`` (same checks as :func:`cross_entropy_loss`)."""
+    _check_logits_labels(logits, labels)
     return jnp.mean(jnp.argmax(logits, -1) == labels)
 
 
@@ -63,8 +83,21 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable = cross_entropy_loss) -
     return jax.jit(step)
 
 
-def evaluate(eval_step: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> dict:
-    """Mean loss and accuracy of ``params`` over all of ``(x, y)``."""
+def evaluate(eval_step: Callable, params, x: np.ndarray, y: np.ndarray, batch_size: int = 512, *,
+             num_classes: int | None = None) -> dict:
+    """Mean loss and accuracy of ``params`` over all of ``(x, y)``.
+
+    ``x`` and ``y`` need a common, non-zero length; ``batch_size`` >= 1; with ``num_classes`` the
+    labels are range-checked.
+    """
+    check_array("x", x)
+    check_array("y", y)
+    n = check_same_length(x=x, y=y)
+    if n == 0:
+        raise ValueError("the evaluation set is empty (x has 0 examples)")
+    check_int("batch_size", batch_size, minimum=1)
+    if num_classes is not None:
+        check_index_range("y (labels)", y, check_int("num_classes", num_classes, minimum=1))
     loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
         l_sum, c = eval_step(params, x[i : i + batch_size], y[i : i + batch_size])
@@ -82,6 +115,9 @@ def shard_batch(tree, mesh: Mesh, axis: str = "data"):
     """Place arrays with their leading (batch) axis split over ``mesh``'s ``axis``."""
     n = mesh.shape[axis]
     for leaf in jax.tree_util.tree_leaves(tree):
+        check_array("batch leaf", leaf)
+        if leaf.ndim == 0:
+            raise ValueError(f"shard_batch needs arrays with a leading batch axis, got a scalar of dtype {leaf.dtype}")
         if leaf.shape[0] % n:
             raise ValueError(f"batch size {leaf.shape[0]} is not divisible by the {n} devices")
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(axis)))

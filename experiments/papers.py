@@ -1,0 +1,297 @@
+"""The registry of the 50 papers this project implements (``/work/shared/papers/abstracts.md``).
+
+One :class:`Paper` per paper: its id (``P1`` .. ``P50``), a short title, the package path that is
+its home (see ARCHITECTURE.md), its status and an optional note. Status is one of
+:data:`STATUSES`:
+
+* ``planned``: nothing landed yet;
+* ``partial``: some of the method or its experiment landed (the note says what is missing);
+* ``done``: method, tests and experiment landed.
+
+The README's paper table (``python -m experiments report``) is generated from this registry, the
+experiment modules (their ``PAPERS``, ``CLAIM`` and ``summarize``) and the records in
+``results/``. Measured numbers never live here; they come from the records.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+STATUSES = ("planned", "partial", "done")
+
+
+@dataclasses.dataclass(frozen=True)
+class Paper:
+    """One paper: ``id`` (``"P4"``), short ``title``, home ``module`` path, ``status`` and ``note``."""
+
+    id: str
+    title: str
+    module: str
+    status: str
+    note: str = ""
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"paper {self.id}: status must be one of {STATUSES}, got {self.status!r}")
+        if "|" in self.title + self.note or "\n" in self.title + self.note:
+            raise ValueError(f"paper {self.id}: title and note must not contain '|' or newlines")
+
+
+PAPERS: tuple[Paper, ...] = (
+    Paper('P1', 'An Efficient Tester-Learner for Halfspaces',
+          'sparsejax/algorithms/', 'planned'),
+    Paper('P2', 'Fast, Expressive SE(n) Equivariant Networks through Weight-Sharing in…',
+          'geometry/ponita/', 'done'),
+    Paper('P3', 'GQSA: Group Quantization and Sparsity for Accelerating Large Language…',
+          'sparsejax/quant/', 'done'),
+    Paper('P4', 'The Unreasonable Effectiveness of Random Pruning: Return of the Most…',
+          'sparsejax/core/', 'done'),
+    Paper('P5', 'Sparse Model Soups: A Recipe for Improved Pruning via Model Averaging',
+          'sparsejax/pruning/', 'planned'),
+    Paper('P6', 'Faster Algorithms for Text-to-Pattern Hamming Distances',
+          'sparsejax/algorithms/', 'planned'),
+    Paper('P7', 'Progressive Gradient Flow for Robust N:M Sparsity Training in…',
+          'sparsejax/structured/', 'done'),
+    Paper('P8', 'Likelihood Adjusted Semidefinite Programs for Clustering Heterogeneous…',
+          'geometry/clustering/', 'planned'),
+    Paper('P9', 'A Nearly-Optimal Bound for Fast Regression with ell_infty Guarantee',
+          'sparsejax/sketch/', 'planned'),
+    Paper('P10', 'Improved Analysis of Sparse Linear Regression in Local Differential…',
+          'sparsejax/recovery/', 'planned'),
+    Paper('P11', 'Sharper Bounds for ell_p Sensitivity Sampling',
+          'sparsejax/sketch/', 'planned'),
+    Paper('P12', 'S^{2}FT: Efficient, Scalable and Generalizable LLM Fine-tuning by…',
+          'sparsejax/llm/', 'planned'),
+    Paper('P13', 'Towards Competitive Search Relevance For Inference-Free Learned Sparse…',
+          'sparsejax/retrieval/', 'planned'),
+    Paper('P14', 'Sparse Iso-FLOP Transformations for Maximizing Training Efficiency',
+          'sparsejax/structured/sparse_ift.py', 'done'),
+    Paper('P15', 'Solving High-Dimensional PDEs with Latent Spectral Models',
+          'generative/pde/', 'done'),
+    Paper('P16', 'Shortcut Partitions in Minor-Free Graphs: Steiner Point Removal…',
+          'geometry/metric/', 'planned'),
+    Paper('P17', 'Discovering Interpretable Directions in the Semantic Latent Space of…',
+          'generative/diffusion/', 'done'),
+    Paper('P18', 'Random Search as a Baseline for Sparse Neural Network Architecture…',
+          'sparsejax/nas/', 'planned'),
+    Paper('P19', 'Lie Group Decompositions for Equivariant Neural Networks',
+          'geometry/lie/', 'done'),
+    Paper('P20', 'Unsupervised Manifold Linearizing and Clustering',
+          'geometry/clustering/', 'planned'),
+    Paper('P21', 'How to Capture Higher-order Correlations? Generalizing Matrix Softmax…',
+          'sparsejax/llm/', 'planned'),
+    Paper('P22', 'Effective Spectral Unmixing via Robust Representation and…',
+          'sparsejax/recovery/', 'planned'),
+    Paper('P23', 'DASS: Differentiable Architecture Search for Sparse neural networks',
+          'sparsejax/nas/', 'planned'),
+    Paper('P24', 'Learning k-Level Structured Sparse Neural Networks Using Group Envelope…',
+          'sparsejax/regularizers/', 'planned'),
+    Paper('P25', 'Light Schrödinger Bridge',
+          'generative/lightsb/', 'done'),
+    Paper('P26', 'Low Rank Matrix Completion via Robust Alternating Minimization in…',
+          'sparsejax/recovery/', 'planned'),
+    Paper('P27', 'FLoRA: Low-Rank Core Space for N-dimension',
+          'sparsejax/llm/', 'planned'),
+    Paper('P28', 'SparseByteNN: A Novel Mobile Inference Acceleration Framework Based on…',
+          'sparsejax/structured/group.py', 'done'),
+    Paper('P29', 'Accelerating Sinkhorn Algorithm with Sparse Newton Iterations',
+          'generative/ot/', 'done'),
+    Paper('P30', 'Solving 3D Inverse Problems using Pre-trained 2D Diffusion Models',
+          'generative/diffusion/', 'planned'),
+    Paper('P31', 'Bayesian Algorithms for Kronecker-structured Sparse Vector Recovery…',
+          'sparsejax/recovery/', 'planned'),
+    Paper('P32', 'TEDDY: Trimming Edges with Degree-based Discrimination strategY',
+          'sparsejax/graphs/', 'planned'),
+    Paper('P33', 'Pruning-aware Sparse Regularization for Network Pruning',
+          'sparsejax/regularizers/', 'planned'),
+    Paper('P34', 'Segmentation of 3D pore space from CT images using curvilinear…',
+          'geometry/porous/', 'planned'),
+    Paper('P35', 'Demystifying Local and Global Fairness Trade-offs in Federated Learning…',
+          'sparsejax/algorithms/', 'planned'),
+    Paper('P36', 'Dynamic Constrained Submodular Optimization with Polylogarithmic Update…',
+          'sparsejax/algorithms/', 'planned'),
+    Paper('P37', 'Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse…',
+          'sparsejax/sae/', 'planned'),
+    Paper('P38', 'SparseSSP: 3D Subcellular Structure Prediction from Sparse-View…',
+          'generative/reconstruction/', 'planned'),
+    Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',
+          'sparsejax/pruning/', 'planned'),
+    Paper('P40', 'Efficient Encoding of Graphics Primitives with Simplex-based Structures',
+          'generative/reconstruction/', 'planned'),
+    Paper('P41', 'The Emergence of Essential Sparsity in Large Pre-trained Models: The…',
+          'sparsejax/pruning/', 'planned'),
+    Paper('P42', 'Stationary Representations: Optimally Approximating Compatibility and…',
+          'geometry/compat/', 'planned'),
+    Paper('P43', 'Iterative Soft Shrinkage Learning for Efficient Image Super-Resolution',
+          'sparsejax/pruning/', 'planned'),
+    Paper('P44', 'Efficient LLM Training and Serving with Heterogeneous Context Sharding…',
+          'sparsejax/llm/', 'planned'),
+    Paper('P45', 'On the Stability of Expressive Positional Encodings for Graph Neural…',
+          'geometry/spe/', 'done'),
+    Paper('P46', 'LM-Gaussian: Boost Sparse-view 3D Gaussian Splatting with Large Model…',
+          'generative/reconstruction/', 'planned'),
+    Paper('P47', 'Novel Quadratic Constraints for Extending LipSDP beyond…',
+          'geometry/lipschitz/', 'planned'),
+    Paper('P48', 'SliceGPT: Compress Large Language Models by Deleting Rows and Columns',
+          'sparsejax/llm/', 'planned'),
+    Paper('P49', 'Hecate: Unlocking Efficient Sparse Model Training via Fully Sharded…',
+          'sparsejax/moe/', 'planned'),
+    Paper('P50', 'Quick and Robust Feature Selection: the Strength of Energy-efficient…',
+          'sparsejax/pruning/', 'planned'),
+)
+
+BY_ID: dict[str, Paper] = {p.id: p for p in PAPERS}
+
+
+def get(paper_id: str) -> Paper:
+    """The paper ``paper_id`` (``"P4"``); ``ValueError`` naming the valid range otherwise."""
+    if paper_id not in BY_ID:
+        raise ValueError(f"unknown paper id {paper_id!r}; valid ids: P1..P{len(PAPERS)}")
+    return BY_ID[paper_id]
+
+
+# ---------------------------------------------------------------------------------------------
+# The README paper table, generated from this registry, the modules and results/.
+
+START, END = "<!-- papers:start -->", "<!-- papers:end -->"
+HEADER = ("| # | Paper | Module | Experiment(s) | Status | Measured (this repo: preset, machine, commit) "
+          "| Paper's claim |\n|---|---|---|---|---|---|---|")
+NO_RESULT = "no recorded result"
+PRESET_ORDER = ("full", "smoke")
+
+
+def follows_contract(module) -> bool:
+    """True if ``module`` declares the reporting contract: ``PAPERS``, ``CLAIM`` and ``summarize``."""
+    return hasattr(module, "PAPERS") and hasattr(module, "CLAIM") and callable(getattr(module, "summarize", None))
+
+
+def _cell(text: str, what: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be a str, got {type(text).__name__}")
+    if "|" in text or "\n" in text or "\r" in text:
+        raise ValueError(f"{what} must be one markdown cell (no '|' or newline), got {text!r}")
+    return text.strip()
+
+
+def experiment_papers(modules: dict) -> dict[str, list[str]]:
+    """``{paper id: [experiment names]}`` from each module's ``PAPERS`` (modules without it are skipped)."""
+    out: dict[str, list[str]] = {}
+    for name, module in sorted(modules.items()):
+        ids = getattr(module, "PAPERS", None)
+        if ids is None:
+            continue
+        if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"experiments.{name}.PAPERS must be a tuple of paper ids like ('P4',), got {ids!r}")
+        for paper_id in ids:
+            get(paper_id)  # raises on an unknown id
+            out.setdefault(paper_id, []).append(name)
+    return out
+
+
+def summary_cell(module, record: dict) -> str:
+    """``module.summarize(record)`` checked to be one markdown cell; ``ValueError`` naming the module."""
+    name = module.__name__.rsplit(".", 1)[-1]
+    if not follows_contract(module):
+        return "(module has no PAPERS/CLAIM/summarize yet)"
+    try:
+        text = module.summarize(record)
+    except Exception as err:  # a stale record or a broken summarize: say which
+        raise ValueError(f"experiments.{name}.summarize failed on the {record.get('preset')!r} record: "
+                         f"{type(err).__name__}: {err}") from err
+    return _cell(text, f"experiments.{name}.summarize(...)")
+
+
+def machine_text(record: dict) -> str:
+    """``"smoke, 2 CPUs, cpu, 71 s, commit abc1234"`` from a record."""
+    machine = record.get("machine", {})
+    parts = [str(record.get("preset", "?"))]
+    cpus = machine.get("usable_cpus") or machine.get("cpu_count")
+    if cpus:
+        parts.append(f"{cpus} CPUs")
+    backend = machine.get("backend")
+    if backend and backend != "cpu":
+        parts.append(f"{machine.get('device_count', 1)}× {machine.get('device_kind') or backend}")
+    else:
+        parts.append("CPU backend")
+    if isinstance(record.get("wall_time_s"), (int, float)):
+        parts.append(f"{record['wall_time_s']:.0f} s")
+    git = record.get("git") or {}
+    if git.get("commit"):
+        parts.append(f"commit {git['commit'][:7]}{' +local changes' if git.get('dirty') else ''}")
+    return ", ".join(parts)
+
+
+def load_records(results_dir: Path, name: str) -> list[dict]:
+    """Records ``results_dir/name/*.json``, ``full`` first, then ``smoke``, then the rest by name."""
+    import json
+
+    folder = Path(results_dir) / name
+    if not folder.is_dir():
+        return []
+    paths = sorted(folder.glob("*.json"),
+                   key=lambda p: (PRESET_ORDER.index(p.stem) if p.stem in PRESET_ORDER else len(PRESET_ORDER), p.stem))
+    records = []
+    for path in paths:
+        try:
+            records.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+    return records
+
+
+def measured_cell(names: list[str], modules: dict, results_dir: Path) -> str:
+    """The "Measured" cell of one paper: per experiment and record, where it ran and its summary."""
+    parts = []
+    for name in names:
+        records = load_records(results_dir, name)
+        if not records:
+            parts.append(f"`{name}`: {NO_RESULT}")
+            continue
+        for record in records:
+            parts.append(f"`{name}` ({machine_text(record)}): {summary_cell(modules[name], record)}")
+    if not parts or all(p.endswith(NO_RESULT) for p in parts):
+        return NO_RESULT
+    return "<br>".join(parts)
+
+
+def claim_cell(names: list[str], modules: dict) -> str:
+    """The "Paper's claim" cell: the distinct ``CLAIM`` strings of the paper's experiments."""
+    claims = []
+    for name in names:
+        claim = getattr(modules[name], "CLAIM", None)
+        if claim is not None:
+            claim = _cell(claim, f"experiments.{name}.CLAIM")
+            if claim and claim not in claims:
+                claims.append(claim)
+    return "<br>".join(claims) or "—"
+
+
+def render_table(modules: dict, results_dir: str | Path) -> str:
+    """The whole generated block (markers included) for ``modules`` (``{name: module}``)."""
+    results_dir = Path(results_dir)
+    by_paper = experiment_papers(modules)
+    lines = [START,
+             "<!-- generated by `python -m experiments report` from experiments/papers.py, the experiment "
+             "modules (PAPERS, CLAIM, summarize) and results/; do not edit by hand -->",
+             HEADER]
+    for paper in PAPERS:
+        names = by_paper.get(paper.id, [])
+        status = paper.status + (f" ({paper.note})" if paper.note else "")
+        if names:
+            measured = measured_cell(names, modules, results_dir)
+        else:
+            measured = "—" if paper.status == "planned" else NO_RESULT
+        experiments = ", ".join(f"`{n}`" for n in names) or "—"
+        lines.append(f"| {paper.id} | {paper.title} | `{paper.module}` | {experiments} | {status} | {measured} "
+                     f"| {claim_cell(names, modules)} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def update_readme(text: str, block: str) -> str:
+    """``text`` with the part between the paper-table markers replaced by ``block``."""
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"the README must contain {START} and then {END} exactly once each")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return head + block + tail
