@@ -24,16 +24,11 @@ training seed is the run's ``--seed``); selectivities are reported as mean ± st
 
 Sign of the supervised edits. A supervised direction is mean h(top) - mean h(bottom), and adding it
 must raise its attribute: ``tests/generative/diffusion/test_hspace.py`` pins this on an exact toy
-denoiser. Where the trained model's signed target effect is negative (the earlier README reported
-this for size and brightness), the library convention is not the cause; it is a property of the
-small model at this budget (those two factors are correlated 0.5 in the data and their directions
-are the most entangled), and it is reported as measured, not corrected.
-
-Each direction edits ``num_edit`` samples for ``alpha`` in ``[-alpha_max, alpha_max]``; the edit
-effect on factor f is the mean slope of the estimated factor over ``[0, alpha_max]`` in units of
-its standard deviation in the data (shape: the fraction of images classified as squares), and
-*selectivity* = effect on the target / sum of effects on all factors (1 = perfectly disentangled). PCs and Jacobian vectors are also compared with the
-factors by |correlation| of PC scores and |cosine| with the supervised directions.
+denoiser, so the library's sign convention is not the cause where a trained model's signed target
+effect is negative (the earlier README reported this for size and brightness). The cause in the
+trained model is not established here (candidates: the small model at this budget, the size /
+brightness correlation planted in the data, the moment estimators); signed effects are reported as
+measured (``target_effect_signed_supervised``), not corrected.
 """
 from __future__ import annotations
 
