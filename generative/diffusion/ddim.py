@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from generative.diffusion.schedules import NoiseSchedule
+from sparsejax.core.validation import check_finite_array, check_int, check_number
 
 
 class DDIMTrajectory(NamedTuple):
@@ -28,6 +29,7 @@ class DDIMTrajectory(NamedTuple):
 
 def ddim_timesteps(num_train_steps: int, num_steps: int) -> jax.Array:
     """``num_steps`` evenly spaced timesteps from ``T - 1`` down to 0 (int32, descending)."""
+    num_steps = check_int("num_steps", num_steps)
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"num_steps must be in [1, {num_train_steps}], got {num_steps}")
     return jnp.round(jnp.linspace(num_train_steps - 1, 0, num_steps)).astype(jnp.int32)
@@ -75,8 +77,10 @@ def ddim_sample(
     ``clip_x0`` clips ``x0_pred`` to ``[-clip_x0, clip_x0]`` when given.
     """
     ts = _check_common(x_T, schedule, num_steps)
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    eta = check_number("eta", eta, minimum=0.0)
+    check_finite_array("x_T", x_T)
+    if clip_x0 is not None:
+        clip_x0 = check_number("clip_x0", clip_x0, minimum=0.0, min_inclusive=False)
     if eta > 0 and key is None:
         raise ValueError("eta > 0 needs a PRNG key")
     if delta_hs is not None and delta_hs.shape[0] != num_steps:
@@ -113,6 +117,7 @@ def ddim_invert(eps_fn: Callable, schedule: NoiseSchedule, x0: jax.Array, num_st
     reconstructs ``x0``; its trajectory gives h-space codes of real images.
     """
     ts = _check_common(x0, schedule, num_steps)[::-1]
+    check_finite_array("x0", x0)
     a_next = schedule.alpha_bars[ts]
     a_cur = jnp.concatenate([jnp.ones((1,), jnp.float32), a_next[:-1]])
     batch = x0.shape[0]

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from generative.diffusion.schedules import NoiseSchedule
+from sparsejax.core.validation import check_finite_array, check_index_range
 from sparsejax.train import TrainState
 
 
@@ -24,6 +25,8 @@ def q_sample(schedule: NoiseSchedule, x0: jax.Array, t: jax.Array, noise: jax.Ar
         raise ValueError(f"x0 and noise shapes differ: {x0.shape} vs {noise.shape}")
     if t.shape != x0.shape[:1]:
         raise ValueError(f"t must have shape ({x0.shape[0]},), got {t.shape}")
+    check_index_range("t", t, schedule.num_timesteps)  # JAX would clamp t >= T and wrap t < 0 silently
+    check_finite_array("x0", x0)
     ab = schedule.alpha_bars[t].reshape((-1,) + (1,) * (x0.ndim - 1))
     return jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * noise
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from generative.diffusion.ddim import DDIMTrajectory, ddim_sample
 from generative.diffusion.schedules import NoiseSchedule
+from sparsejax.core.validation import check_finite_array, check_int
 
 
 class PCADirections(NamedTuple):
@@ -66,15 +67,19 @@ def _fix_sign(v: jax.Array) -> jax.Array:
     return v * jnp.sign(pick).reshape((-1,) + (1,) * (v.ndim - 1))
 
 
-def pca_directions(hs: jax.Array, num_components: int, *, per_timestep: bool = False) -> PCADirections:
+def pca_directions(hs: jax.Array, num_components: int, *, per_timestep: bool = True) -> PCADirections:
     """Principal components of h-codes ``hs`` of shape ``(N, S, *h_shape)`` (Sec. 4.1).
 
-    Global (default, the paper's choice): each sample's whole trajectory is one vector of length
-    ``S * prod(h_shape)`` and a component is a trajectory of shifts. ``per_timestep=True`` runs a
-    separate PCA at every step and flips signs so that each step's component has a positive inner
-    product with the first step's. Vectors have unit norm (over the trajectory, or per step).
+    Per timestep (default, the paper's choice, Sec. IV-A, and the official demo's ``get_PCs_indv``):
+    a separate PCA at every step, the j-th components of all steps concatenated into the j-th
+    direction, signs flipped so that each step's component has a positive inner product with the
+    first step's; vectors have unit norm per step and ``stds`` is ``(k, S)``. ``per_timestep=False``
+    (pooled): each sample's whole trajectory is one vector of length ``S * prod(h_shape)``, vectors
+    have unit norm over the trajectory and ``stds`` is ``(k,)``.
     """
     _check_hs(hs)
+    check_finite_array("hs", hs)
+    num_components = check_int("num_components", num_components, minimum=1)
     n, steps = hs.shape[:2]
     max_k = min(n, int(np.prod(hs.shape[2:] if per_timestep else hs.shape[1:])))
     if not 1 <= num_components <= max_k:
@@ -148,23 +153,38 @@ def denoiser_jacobian_directions(
     key: jax.Array,
     *,
     num_iters: int = 30,
+    output_mask: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Image-specific directions of sample ``index`` of ``trajectory`` (Sec. 4.2): at every DDIM step
     ``i`` the top right singular vectors of ``d eps(x_{t_i}, t_i, h + dh) / d dh`` at ``dh = 0``.
 
-    Returns ``(vectors, singular_values)`` of shapes ``(k, S, *h_shape)`` and ``(k, S)``; the
-    vectors have unit norm per step and their signs are aligned with the first step's.
+    ``output_mask`` (broadcastable to one image, e.g. ``(H, W, 1)`` of 0/1) gives the *masked*
+    Jacobian of the paper's eq. 9-10, ``d (M * eps) / d dh``: its singular vectors are the shifts
+    that change the region ``M`` most (region-specific edits; the official ``calc_power_dirs``
+    with ``mask``). Returns ``(vectors, singular_values)`` of shapes ``(k, S, *h_shape)`` and
+    ``(k, S)``; the vectors have unit norm per step and their signs are aligned with the first
+    step's. Edit with :func:`global_direction_at` to apply one step's vector at every step (the
+    paper's choice) or with the per-step vectors as they are.
     """
     if trajectory.hs is None:
         raise ValueError("the trajectory has no h-codes (eps_fn returned h=None)")
     steps, batch = trajectory.xs.shape[:2]
-    if not 0 <= index < batch:
-        raise ValueError(f"index must be in [0, {batch}), got {index}")
+    index = check_int("index", index, minimum=0, maximum=batch - 1)
+    num_vectors = check_int("num_vectors", num_vectors, minimum=1)
     h_shape = trajectory.hs.shape[2:]
+    if output_mask is not None:
+        output_mask = jnp.asarray(output_mask)
+        try:
+            jnp.broadcast_shapes(output_mask.shape, trajectory.xs.shape[2:])
+        except ValueError:
+            raise ValueError(f"output_mask of shape {output_mask.shape} does not broadcast to an image "
+                             f"{trajectory.xs.shape[2:]}") from None
+        check_finite_array("output_mask", output_mask)
+    mask = 1.0 if output_mask is None else output_mask
 
     def at_step(inputs):
         x, t, k = inputs
-        f = lambda dh: eps_fn(x[None], t[None], dh[None])[0][0]  # noqa: E731
+        f = lambda dh: eps_fn(x[None], t[None], dh[None])[0][0] * mask  # noqa: E731
         return jacobian_svd(f, jnp.zeros(h_shape, x.dtype), num_vectors, k, num_iters=num_iters)
 
     keys = jax.random.split(key, steps)
@@ -176,6 +196,19 @@ def denoiser_jacobian_directions(
     return jnp.swapaxes(v, 0, 1), res.s.T
 
 
+def global_direction_at(vectors: jax.Array, step: int) -> jax.Array:
+    """Apply the vector found at one step at every step (the paper's "directions found at timestep t
+    applied across all timesteps", official ``global_at_idx=True``).
+
+    ``vectors``: ``(k, S, *h_shape)`` (e.g. from :func:`denoiser_jacobian_directions`); returns the
+    same shape with ``out[:, i] = vectors[:, step]`` for every ``i``.
+    """
+    if not hasattr(vectors, "ndim") or vectors.ndim < 2:
+        raise ValueError(f"vectors must have shape (k, S, *h_shape), got {getattr(vectors, 'shape', type(vectors))}")
+    step = check_int("step", step, minimum=0, maximum=vectors.shape[1] - 1)
+    return jnp.broadcast_to(vectors[:, step:step + 1], vectors.shape)
+
+
 def mean_difference_direction(hs: jax.Array, labels) -> jax.Array:
     """Supervised direction from labelled h-codes (Sec. 5): ``mean(h | label) - mean(h | not label)``.
 
@@ -183,6 +216,7 @@ def mean_difference_direction(hs: jax.Array, labels) -> jax.Array:
     whose h-codes come from DDIM inversion). Returns a direction ``(S, *h_shape)``.
     """
     _check_hs(hs)
+    check_finite_array("hs", hs)
     labels = np.asarray(labels)
     if labels.shape != hs.shape[:1] or labels.dtype != bool:
         raise ValueError(f"labels must be a boolean array of shape ({hs.shape[0]},), got {labels.dtype} {labels.shape}")
@@ -195,6 +229,7 @@ def extreme_scores_direction(hs: jax.Array, scores, num_examples: int) -> jax.Ar
     """Supervised direction from attribute scores of (generated) samples (Sec. 5): the mean h-code
     of the ``num_examples`` highest-scoring samples minus that of the ``num_examples`` lowest."""
     _check_hs(hs)
+    check_finite_array("hs", hs)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != hs.shape[:1]:
         raise ValueError(f"scores must have shape ({hs.shape[0]},), got {scores.shape}")
@@ -266,6 +301,8 @@ def edit_along_direction(
     """
     if direction.shape[0] != num_steps:
         raise ValueError(f"direction must have leading axis num_steps={num_steps}, got {direction.shape}")
+    check_finite_array("direction", direction)
+    check_finite_array("alphas", jnp.asarray(alphas))
     alphas = jnp.asarray(alphas, jnp.float32).reshape(-1)
     mask = jnp.ones((num_steps,), jnp.float32) if step_mask is None else jnp.asarray(step_mask, jnp.float32)
     if mask.shape != (num_steps,):

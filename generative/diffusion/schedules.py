@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from sparsejax.core.validation import check_int, check_number
+
 
 class NoiseSchedule(NamedTuple):
     """``betas``, ``alphas = 1 - betas`` and ``alpha_bars = cumprod(alphas)``, each of shape ``(T,)``."""
@@ -39,8 +41,9 @@ def linear_schedule(num_timesteps: int = 1000, beta_start: float = 1e-4, beta_en
     For ``num_timesteps != 1000`` the endpoints are rescaled by ``1000 / T`` (as in improved DDPM)
     so that ``alpha_bar_T`` stays close to 0.
     """
-    if num_timesteps < 2:
-        raise ValueError(f"num_timesteps must be >= 2, got {num_timesteps}")
+    num_timesteps = check_int("num_timesteps", num_timesteps, minimum=2)
+    beta_start = check_number("beta_start", beta_start)
+    beta_end = check_number("beta_end", beta_end)
     if not 0.0 < beta_start < beta_end < 1.0:
         raise ValueError(f"need 0 < beta_start < beta_end < 1, got {beta_start}, {beta_end}")
     scale = 1000.0 / num_timesteps
@@ -51,8 +54,9 @@ def linear_schedule(num_timesteps: int = 1000, beta_start: float = 1e-4, beta_en
 def cosine_schedule(num_timesteps: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
     """Cosine schedule ``alpha_bar(t) = f(t)/f(0)``, ``f(t) = cos^2(((t/T + s)/(1 + s)) pi/2)``
     (Nichol & Dhariwal 2021, eq. 17), with betas clipped at ``max_beta``."""
-    if num_timesteps < 2:
-        raise ValueError(f"num_timesteps must be >= 2, got {num_timesteps}")
+    num_timesteps = check_int("num_timesteps", num_timesteps, minimum=2)
+    s = check_number("s", s, minimum=0.0)
+    max_beta = check_number("max_beta", max_beta)
     if s < 0 or not 0.0 < max_beta < 1.0:
         raise ValueError(f"need s >= 0 and 0 < max_beta < 1, got s={s}, max_beta={max_beta}")
 

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.stats as jstats
 
+from sparsejax.core.validation import check_finite_array
+
 FACTOR_NAMES = ("size", "x", "y", "brightness", "shape")
 SQUARENESS_THRESHOLD = 5.0 / 6.0  # midway between a disk (2/3) and a square (1)
 
@@ -69,6 +71,7 @@ def render_shapes(factors: jax.Array, image_size: int = 16) -> jax.Array:
     """Render factor vectors ``(N, 5)`` as anti-aliased images ``(N, H, W, 1)`` in ``[-1, 1]``."""
     if factors.ndim != 2 or factors.shape[1] != len(FACTOR_NAMES):
         raise ValueError(f"factors must have shape (N, {len(FACTOR_NAMES)}), got {factors.shape}")
+    check_finite_array("factors", factors)
     coords = jnp.arange(image_size, dtype=jnp.float32)
 
     def one(f):

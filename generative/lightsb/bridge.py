@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from generative.lightsb.potential import LightSBParams, check_points, covariance_factors, log_alpha
+from sparsejax.core.validation import check_int, check_number
 
 
 def _eigen(params: LightSBParams):
@@ -56,8 +57,7 @@ def _drift(params: LightSBParams, lam, vecs, x: jax.Array, t) -> jax.Array:
 def drift(params: LightSBParams, x, t) -> jax.Array:
     """Bridge drift ``g_theta(x, t)`` (eq. 13) for points ``x`` of shape ``(n, d)`` and ``0 <= t < 1``."""
     x = check_points(x, params.dim)
-    if not 0.0 <= float(t) < 1.0:
-        raise ValueError(f"t must lie in [0, 1), got {t}")
+    t = check_number("t", t, minimum=0.0, maximum=1.0, max_inclusive=False)
     lam, vecs = _eigen(params)
     return _drift(params, lam, vecs, x.astype(params.r.dtype), jnp.asarray(t, params.r.dtype))
 
@@ -85,6 +85,5 @@ def sample_sde(key, params: LightSBParams, x, n_steps: int) -> jax.Array:
     Times are ``t_i = i / n_steps``; the last state approximates a sample of ``pi_theta(y | x)``.
     """
     x = check_points(x, params.dim)
-    if int(n_steps) < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    return _sample_sde_jit(key, params, x.astype(params.r.dtype), int(n_steps))
+    n_steps = check_int("n_steps", n_steps, minimum=1)
+    return _sample_sde_jit(key, params, x.astype(params.r.dtype), n_steps)

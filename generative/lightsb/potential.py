@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from sparsejax.core.validation import check_finite_array, check_int, check_number
+
 
 @struct.dataclass
 class LightSBParams:
@@ -57,31 +59,27 @@ class LightSBParams:
 
 
 def check_epsilon(epsilon) -> float:
-    """Return ``float(epsilon)``; raise ``ValueError`` unless it is a finite positive number."""
-    eps = float(epsilon)
-    if not (eps > 0.0 and eps < float("inf")):
-        raise ValueError(f"epsilon must be a finite positive number, got {epsilon!r}")
-    return eps
+    """Return ``float(epsilon)``; raise ``ValueError``/``TypeError`` unless it is a finite positive number."""
+    return check_number("epsilon", epsilon, minimum=0.0, min_inclusive=False)
 
 
 def check_points(x, dim: int, name: str = "x") -> jax.Array:
-    """Return ``x`` as an array of shape ``(n, dim)``; raise ``ValueError`` on another shape."""
+    """Return ``x`` as an array of shape ``(n, dim)`` with finite entries; raise ``ValueError`` otherwise."""
     x = jnp.asarray(x)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}), got {tuple(x.shape)}")
-    return x
+    return check_finite_array(name, x)
 
 
 def init(key, x1_init, *, epsilon: float, n_components: int, diagonal: bool = True, s_init: float = 0.1):
     """Initial parameters: ``r_k`` = rows of ``x1_init`` (samples of p1), ``S_k = s_init I``, uniform weights."""
     eps = check_epsilon(epsilon)
-    if int(n_components) < 1:
-        raise ValueError(f"n_components must be >= 1, got {n_components}")
-    if not s_init > 0:
-        raise ValueError(f"s_init must be > 0, got {s_init}")
+    n_components = check_int("n_components", n_components, minimum=1)
+    s_init = check_number("s_init", s_init, minimum=0.0, min_inclusive=False)
     x1_init = jnp.asarray(x1_init)
-    if x1_init.ndim != 2:
-        raise ValueError(f"x1_init must have shape (n, d), got {tuple(x1_init.shape)}")
+    if x1_init.ndim != 2 or x1_init.shape[0] < 1:
+        raise ValueError(f"x1_init must have shape (n, d) with n >= 1, got {tuple(x1_init.shape)}")
+    check_finite_array("x1_init", x1_init)
     k, d = int(n_components), x1_init.shape[1]
     idx = jax.random.choice(key, x1_init.shape[0], (k,), replace=x1_init.shape[0] < k)
     dtype = x1_init.dtype if jnp.issubdtype(x1_init.dtype, jnp.floating) else jnp.float32
@@ -168,23 +166,81 @@ def conditional_moments(params: LightSBParams, x) -> tuple[jax.Array, jax.Array]
     return mean, cov
 
 
-def _sample_plan(key, params: LightSBParams, x: jax.Array, num_samples: int):
+def _component_noise(params: LightSBParams, comp: jax.Array, z: jax.Array) -> jax.Array:
+    """``L_k z`` for the drawn components ``comp`` (any shape) and normals ``z`` (``comp.shape + (d,)``).
+
+    Diagonal ``S_k``: an elementwise scale (no ``d x d`` factor is formed, as with the official
+    ``Independent(Normal)`` mixture). Full ``S_k``: the gathered Cholesky factors, ``comp.size * d^2``.
+    """
+    if params.lower is None:
+        return jnp.exp(0.5 * params.log_s)[comp] * z
+    return jnp.einsum("...ij,...j->...i", cholesky_factor(params)[comp], z)
+
+
+def _sample_rows(key, params: LightSBParams, x: jax.Array, num_samples: int):
     log_w, means, _ = conditional_components(params, x)
     n, d = x.shape
     key_k, key_z = jax.random.split(key)
     comp = jax.random.categorical(key_k, log_w[:, None, :], axis=-1, shape=(n, num_samples))
     mu = jnp.take_along_axis(means, comp[..., None], axis=1)  # (n, m, d)
     z = jax.random.normal(key_z, (n, num_samples, d), dtype=means.dtype)
-    chol = cholesky_factor(params)[comp]  # (n, m, d, d)
-    return mu + jnp.sqrt(params.epsilon) * jnp.einsum("nmij,nmj->nmi", chol, z)
+    return mu + jnp.sqrt(params.epsilon) * _component_noise(params, comp, z)
 
 
-_sample_plan = jax.jit(_sample_plan, static_argnums=3)
+def plan_chunk_rows(params: LightSBParams, num_samples: int, n: int, budget: int = 1 << 23) -> int:
+    """Rows of ``x`` (of ``n``) sampled together by :func:`sample_plan`, so that the per-chunk
+    temporaries (``rows * max(num_samples * d * (d if full S else 1), K * d)`` elements) stay below
+    ``budget``. A divisor of ``n`` is preferred (no padded rows, hence no copy of the output)."""
+    d, k = params.dim, params.n_components
+    per_row = max(num_samples * d * (1 if params.lower is None else d), k * d, 1)
+    cmax = max(1, budget // per_row)
+    if n <= cmax:
+        return max(n, 1)
+    for c in range(cmax, max(cmax // 4, 1) - 1, -1):
+        if n % c == 0:
+            return c
+    return cmax
+
+
+def _sample_plan(key, params: LightSBParams, x: jax.Array, num_samples: int, chunk: int):
+    n = x.shape[0]
+    if n <= chunk:
+        return _sample_rows(key, params, x, num_samples)
+    n_chunks = -(-n // chunk)
+    xp = jnp.pad(x, ((0, n_chunks * chunk - n), (0, 0))).reshape(n_chunks, chunk, -1)
+    keys = jax.random.split(key, n_chunks)
+    out = jax.lax.map(lambda a: _sample_rows(a[0], params, a[1], num_samples), (keys, xp))
+    return out.reshape(n_chunks * chunk, num_samples, -1)[:n]
+
+
+_sample_plan_jit = jax.jit(_sample_plan, static_argnums=(3, 4))
 
 
 def sample_plan(key, params: LightSBParams, x, num_samples: int) -> jax.Array:
-    """Samples of ``y ~ pi_theta(y | x)`` for each row of ``x``: shape ``(len(x), num_samples, d)``."""
+    """Samples of ``y ~ pi_theta(y | x)`` for each row of ``x``: shape ``(len(x), num_samples, d)``.
+
+    Rows are processed in chunks of :func:`plan_chunk_rows` (``lax.map``), so the temporary memory
+    stays bounded (about 2^23 elements per chunk) however many inputs are requested; diagonal
+    ``S_k`` never forms a ``d x d`` factor. The output itself is ``len(x) * num_samples * d``.
+    """
     x = check_points(x, params.dim)
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    return _sample_plan(key, params, x.astype(params.r.dtype), int(num_samples))
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    return _sample_plan_jit(key, params, x.astype(params.r.dtype), num_samples,
+                            plan_chunk_rows(params, num_samples, x.shape[0]))
+
+
+def sample_at_time(key, params: LightSBParams, x, t, num_samples: int = 1) -> jax.Array:
+    """Samples of the bridge's time marginal ``X_t | X_0 = x``: shape ``(len(x), num_samples, d)``.
+
+    The Schrödinger bridge is the mixture of Brownian bridges of volatility ``eps`` over its static
+    plan (P25 Sec. 2; official ``sample_at_time_moment``), so with ``y ~ pi_theta(.|x)``:
+    ``X_t = (1 - t) x + t y + sqrt(eps t (1 - t)) z``. ``t = 0`` returns ``x`` and ``t = 1`` returns
+    exactly ``sample_plan(jax.random.split(key)[0], ...)``.
+    """
+    x = check_points(x, params.dim)
+    t = check_number("t", t, minimum=0.0, maximum=1.0)
+    key_y, key_z = jax.random.split(key)
+    y = sample_plan(key_y, params, x, num_samples)
+    z = jax.random.normal(key_z, y.shape, y.dtype)
+    xr = x.astype(y.dtype)[:, None, :]
+    return (1.0 - t) * xr + t * y + jnp.sqrt(params.epsilon * t * (1.0 - t)) * z

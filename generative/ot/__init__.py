@@ -3,8 +3,8 @@
     from ott.geometry import pointcloud
     from ott.problems.linear import linear_problem
     prob = linear_problem.LinearProblem(pointcloud.PointCloud(x, y, epsilon=1e-2))
-    out = SinkhornNewtonSparse(threshold=1e-6, sparsity=0.01)(prob)
-    out.matrix, out.n_sinkhorn_iters, out.n_newton_iters, out.errors
+    out = SinkhornNewtonSparse(threshold=1e-6)(prob)
+    out.matrix, out.reg_ot_cost, out.n_sinkhorn_iters, out.n_newton_iters, out.newton_errors
 """
 from generative.ot.benchmark import compare_with_sinkhorn
 from generative.ot.sns import (
@@ -17,6 +17,7 @@ from generative.ot.sns import (
     num_kept,
     sparse_hessian_matvec,
     sparsify,
+    sparsify_level,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "num_kept",
     "sparse_hessian_matvec",
     "sparsify",
+    "sparsify_level",
 ]

@@ -12,11 +12,27 @@ import jax
 import jax.numpy as jnp
 
 from generative.pde.grf import gaussian_random_field
+from sparsejax.core.validation import check_finite_array, check_int, check_number
+
+
+def solve_burgers(u0: jax.Array, visc: float, dt: float, num_steps: int) -> jax.Array:
+    """Integrate ``num_steps`` IF-RK4 steps of size ``dt`` from ``u0`` (n,); return ``u`` (n,).
+
+    ``u0`` finite, ``visc >= 0`` (a negative viscosity makes the integrating factor blow up),
+    ``dt > 0`` and ``num_steps >= 0`` (0 returns ``u0``). Value checks of traced ``u0`` are skipped.
+    """
+    u0 = jnp.asarray(u0)
+    if u0.ndim != 1 or u0.shape[0] < 4:
+        raise ValueError(f"u0 must be a 1-D grid with >= 4 points, got shape {u0.shape}")
+    check_finite_array("u0", u0)
+    visc = check_number("visc", visc, minimum=0.0, allow_traced=True)
+    dt = check_number("dt", dt, minimum=0.0, min_inclusive=False, allow_traced=True)
+    num_steps = check_int("num_steps", num_steps, minimum=0)
+    return _solve_burgers(u0, visc, dt, num_steps)
 
 
 @partial(jax.jit, static_argnames=("num_steps",))
-def solve_burgers(u0: jax.Array, visc: float, dt: float, num_steps: int) -> jax.Array:
-    """Integrate ``num_steps`` IF-RK4 steps of size ``dt`` from ``u0`` (n,); return ``u`` (n,)."""
+def _solve_burgers(u0: jax.Array, visc: float, dt: float, num_steps: int) -> jax.Array:
     if u0.ndim != 1 or u0.shape[0] < 4:
         raise ValueError(f"u0 must be a 1-D grid with >= 4 points, got shape {u0.shape}")
     n = u0.shape[0]
@@ -52,11 +68,14 @@ def burgers_dataset(key: jax.Array, num_samples: int, resolution: int, visc: flo
     if num_samples < 1 or resolution < 4 or solve_factor < 1:
         raise ValueError(f"need num_samples >= 1, resolution >= 4, solve_factor >= 1; got {num_samples}, "
                          f"{resolution}, {solve_factor}")
+    check_number("visc", visc, minimum=0.0)
+    check_number("dt", dt, minimum=0.0, min_inclusive=False)
+    check_number("t_final", t_final, minimum=0.0, min_inclusive=False)
     steps = round(t_final / dt)
     if steps < 1 or abs(steps * dt - t_final) > 1e-6 * t_final:
         raise ValueError(f"t_final={t_final} must be a positive multiple of dt={dt}")
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_samples))
     fine = resolution * solve_factor
     u0 = jax.vmap(lambda k: gaussian_random_field(k, (fine,), alpha, tau, sigma))(keys)
-    u1 = jax.vmap(lambda u: solve_burgers(u, visc, dt, steps))(u0)
+    u1 = jax.vmap(lambda u: _solve_burgers(u, visc, dt, steps))(u0)
     return {"u0": u0[:, ::solve_factor], "u1": u1[:, ::solve_factor]}

@@ -7,6 +7,7 @@ is never silently reused for a different configuration.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -15,17 +16,32 @@ import numpy as np
 DEFAULT_DATA_DIR = Path("data_cache") / "pde"
 
 
+_SAFE = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
 def cache_path(name: str, params: dict, data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:
-    """Path ``data_dir/name_key1-v1_key2-v2....npz`` with keys in sorted order."""
-    if not name or not name.replace("_", "").isalnum():
+    """Path ``data_dir/name_key1-v1_key2-v2....npz`` with keys in sorted order.
+
+    Keys and string values may only hold letters, digits and ``_ . + -`` (no path separators, no
+    ``..``), so a user-supplied tag can never name a file outside ``data_dir``; anything else
+    raises ``ValueError``.
+    """
+    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
         raise ValueError(f"name must be alphanumeric/underscore, got {name!r}")
     parts = []
     for key in sorted(params):
         value = params[key]
         if not isinstance(value, (int, float, str, bool)):
             raise TypeError(f"parameter {key!r} must be a scalar, got {type(value).__name__}")
+        for what, text in (("key", str(key)), ("value", str(value))):
+            if not _SAFE.fullmatch(text) or ".." in text:
+                raise ValueError(f"parameter {what} {text!r} of {key!r} may only contain letters, digits and _.+- "
+                                 f"(no path separators or '..')")
         parts.append(f"{key}-{value:g}" if isinstance(value, float) else f"{key}-{value}")
-    return Path(data_dir) / f"{name}_{'_'.join(parts)}.npz"
+    path = Path(data_dir) / f"{name}_{'_'.join(parts)}.npz"
+    if path.resolve().parent != Path(data_dir).resolve():
+        raise ValueError(f"cache path {path} would leave the cache directory {data_dir}")
+    return path
 
 
 def cached(name: str, params: dict, build: Callable[[], dict], data_dir: str | Path = DEFAULT_DATA_DIR

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from generative.pde.grf import gaussian_random_field
+from sparsejax.core.validation import check_finite_array, check_int, check_number, is_traced
 
 
 def _check_grid(a: jax.Array) -> None:
@@ -48,14 +49,31 @@ def darcy_operator(a: jax.Array, u_interior: jax.Array) -> jax.Array:
     return -div / h2
 
 
-@partial(jax.jit, static_argnames=("maxiter",))
 def solve_darcy(a: jax.Array, f: jax.Array | float = 1.0, tol: float = 1e-6, maxiter: int | None = None
                 ) -> jax.Array:
     """Solve ``-div(a grad u) = f``, ``u|boundary = 0``; return ``u`` on the full ``(n, n)`` grid.
 
     ``f`` is a scalar or an ``(n, n)`` nodal array (only interior nodes are used). Jacobi-
-    preconditioned CG to relative residual ``tol`` (default ``maxiter``: ``10 (n-2)^2``).
+    preconditioned CG to relative residual ``tol`` in ``(0, 1)`` (default ``maxiter``: ``10 (n-2)^2``,
+    at least 1). ``a`` must be finite and positive and ``f`` finite: CG would otherwise return a
+    meaningless (e.g. all-zero) field. Value checks are skipped for traced inputs (inside ``vmap``/
+    ``lax.map``), where they are the caller's precondition.
     """
+    a = jnp.asarray(a)
+    _check_grid(a)
+    check_finite_array("a", a)
+    if not is_traced(a) and float(jnp.min(a)) <= 0:
+        raise ValueError(f"a (permeability) must be positive, got min {float(jnp.min(a))}")
+    check_finite_array("f", jnp.asarray(f) if not is_traced(f) else f)
+    tol = check_number("tol", tol, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False,
+                       allow_traced=True)
+    if maxiter is not None:
+        maxiter = check_int("maxiter", maxiter, minimum=1)
+    return _solve_darcy(a, f, tol, maxiter)
+
+
+@partial(jax.jit, static_argnames=("maxiter",))
+def _solve_darcy(a, f, tol, maxiter):
     _check_grid(a)
     n = a.shape[0]
     rhs = jnp.broadcast_to(jnp.asarray(f, a.dtype), (n, n))[1:-1, 1:-1]
@@ -69,8 +87,9 @@ def solve_darcy(a: jax.Array, f: jax.Array | float = 1.0, tol: float = 1e-6, max
 def darcy_coefficient(key: jax.Array, resolution: int, alpha: float = 2.0, tau: float = 3.0,
                       high: float = 12.0, low: float = 3.0) -> jax.Array:
     """Piecewise-constant permeability: ``high`` where a GRF(alpha, tau) is >= 0, else ``low``."""
-    if not (high > 0 and low > 0):
-        raise ValueError(f"high and low must be positive, got {high}, {low}")
+    check_number("high", high, minimum=0.0, min_inclusive=False)
+    check_number("low", low, minimum=0.0, min_inclusive=False)
+    check_int("resolution", resolution, minimum=3)
     field = gaussian_random_field(key, (resolution, resolution), alpha, tau)
     return jnp.where(field >= 0, high, low).astype(jnp.float32)
 
@@ -78,9 +97,12 @@ def darcy_coefficient(key: jax.Array, resolution: int, alpha: float = 2.0, tau: 
 def darcy_dataset(key: jax.Array, num_samples: int, resolution: int, alpha: float = 2.0, tau: float = 3.0,
                   high: float = 12.0, low: float = 3.0, chunk: int = 64) -> dict[str, jax.Array]:
     """``{"a": (N, n, n), "u": (N, n, n)}``; sample ``i`` depends only on ``fold_in(key, i)``."""
-    if num_samples < 1 or resolution < 3:
-        raise ValueError(f"need num_samples >= 1 and resolution >= 3, got {num_samples}, {resolution}")
+    check_int("num_samples", num_samples, minimum=1)
+    check_int("resolution", resolution, minimum=3)
+    check_int("chunk", chunk, minimum=1)
+    check_number("high", high, minimum=0.0, min_inclusive=False)
+    check_number("low", low, minimum=0.0, min_inclusive=False)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_samples))
     a = jax.vmap(lambda k: darcy_coefficient(k, resolution, alpha, tau, high, low))(keys)
-    u = jax.lax.map(solve_darcy, a, batch_size=min(chunk, num_samples))
+    u = jax.lax.map(lambda c: _solve_darcy(c, 1.0, 1e-6, None), a, batch_size=min(chunk, num_samples))
     return {"a": a, "u": u}

@@ -3,9 +3,13 @@
 LSM = lifting (input + grid coordinates -> ``width`` channels), a multiscale U-Net encoder /
 decoder (the "hierarchical projection network", Sec. 3.1) whose skip features at every scale pass
 through a patchified :class:`NeuralSpectralBlock` (Sec. 3.2), and a two-layer projection.
-The U-Net baseline is the same network without the spectral blocks. Inputs are zero-padded on
-the right to a multiple of ``patch_size * 2^num_scales`` and the output is cropped back, so any
-resolution is accepted.
+The U-Net baseline is the same network without the spectral blocks. Every spatial size must be a
+multiple of ``patch_size * 2^num_scales`` (``2^num_scales`` for the U-Net), so that each scale splits
+into whole patches; otherwise a ``ValueError`` names the size and the multiple (e.g. 32^2 fits
+``num_scales=2, patch_size=4`` or ``num_scales=3, patch_size=4``, not the official
+``num_scales=4, patch_size=4``, which needs 64). ``pad_to_fit=True`` instead zero-pads on the right
+to the next multiple and crops the output back; that can multiply the compute (32^2 -> 64^2 is 4x),
+so it is opt-in.
 """
 from __future__ import annotations
 
@@ -112,6 +116,7 @@ class _Multiscale(nn.Module):
     patch_size: int = 4
     num_tokens: int = 4
     num_heads: int = 8
+    pad_to_fit: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -119,6 +124,11 @@ class _Multiscale(nn.Module):
             raise ValueError(f"x must be (B, n, C) or (B, n, n, C), got shape {x.shape}")
         spatial = x.shape[1:-1]
         multiple = 2 ** self.num_scales * (self.patch_size if self.spectral else 1)
+        if not self.pad_to_fit and any(s % multiple for s in spatial):
+            what = f"patch_size * 2^num_scales = {self.patch_size} * 2^{self.num_scales}" if self.spectral \
+                else f"2^num_scales = 2^{self.num_scales}"
+            raise ValueError(f"spatial size {tuple(spatial)} must be a multiple of {what} = {multiple}; choose a "
+                             f"smaller num_scales or patch_size, or pass pad_to_fit=True (pads to the next multiple)")
         x = nn.Dense(self.width, name="lift")(with_grid(x))
         pad = [(0, 0)] + [(0, -s % multiple) for s in spatial] + [(0, 0)]
         x = jnp.pad(x, pad)

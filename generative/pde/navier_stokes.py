@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from generative.pde.grf import gaussian_random_field
+from sparsejax.core.validation import check_finite_array, check_int, check_number
 
 
 def fno_forcing(resolution: int) -> jax.Array:
@@ -25,10 +26,27 @@ def fno_forcing(resolution: int) -> jax.Array:
     return (0.1 * (jnp.sin(2 * jnp.pi * s) + jnp.cos(2 * jnp.pi * s))).astype(jnp.float32)
 
 
-@partial(jax.jit, static_argnames=("num_records", "steps_per_record"))
 def solve_vorticity(w0: jax.Array, forcing: jax.Array, visc: float, dt: float, num_records: int,
                     steps_per_record: int) -> jax.Array:
-    """Integrate from ``w0`` (n, n); return snapshots at ``t = dt * steps_per_record * (1..T)``, (n, n, T)."""
+    """Integrate from ``w0`` (n, n); return snapshots at ``t = dt * steps_per_record * (1..T)``, (n, n, T).
+
+    ``w0`` and ``forcing`` finite, ``visc >= 0``, ``dt > 0``, ``num_records >= 1`` and
+    ``steps_per_record >= 1``. Value checks of traced arrays are skipped.
+    """
+    w0, forcing = jnp.asarray(w0), jnp.asarray(forcing)
+    if w0.ndim != 2 or w0.shape[0] != w0.shape[1] or forcing.shape != w0.shape:
+        raise ValueError(f"w0 and forcing must be equal square grids, got {w0.shape}, {forcing.shape}")
+    check_finite_array("w0", w0)
+    check_finite_array("forcing", forcing)
+    visc = check_number("visc", visc, minimum=0.0, allow_traced=True)
+    dt = check_number("dt", dt, minimum=0.0, min_inclusive=False, allow_traced=True)
+    num_records = check_int("num_records", num_records, minimum=1)
+    steps_per_record = check_int("steps_per_record", steps_per_record, minimum=1)
+    return _solve_vorticity(w0, forcing, visc, dt, num_records, steps_per_record)
+
+
+@partial(jax.jit, static_argnames=("num_records", "steps_per_record"))
+def _solve_vorticity(w0, forcing, visc, dt, num_records: int, steps_per_record: int) -> jax.Array:
     if w0.ndim != 2 or w0.shape[0] != w0.shape[1] or forcing.shape != w0.shape:
         raise ValueError(f"w0 and forcing must be equal square grids, got {w0.shape}, {forcing.shape}")
     n = w0.shape[0]
@@ -65,12 +83,15 @@ def navier_stokes_dataset(key: jax.Array, num_samples: int, resolution: int, vis
     if num_samples < 1 or resolution < 4 or num_records < 1:
         raise ValueError(f"need num_samples >= 1, resolution >= 4, num_records >= 1; got "
                          f"{num_samples}, {resolution}, {num_records}")
+    check_number("visc", visc, minimum=0.0)
+    check_number("dt", dt, minimum=0.0, min_inclusive=False)
+    check_number("record_every", record_every, minimum=0.0, min_inclusive=False)
     steps = round(record_every / dt)
     if steps < 1 or abs(steps * dt - record_every) > 1e-6 * record_every:
         raise ValueError(f"record_every={record_every} must be a positive multiple of dt={dt}")
     forcing = fno_forcing(resolution)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(num_samples))
     w0 = jax.vmap(lambda k: gaussian_random_field(k, (resolution, resolution), alpha, tau))(keys)
-    w = jax.lax.map(lambda w: solve_vorticity(w, forcing, visc, dt, num_records, steps), w0,
+    w = jax.lax.map(lambda w: _solve_vorticity(w, forcing, visc, dt, num_records, steps), w0,
                     batch_size=min(chunk, num_samples))
     return {"w": w}

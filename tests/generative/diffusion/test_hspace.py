@@ -11,6 +11,7 @@ from generative.diffusion import (
     denoiser_jacobian_directions,
     edit_along_direction,
     extreme_scores_direction,
+    global_direction_at,
     jacobian_svd,
     make_schedule,
     mean_difference_direction,
@@ -83,7 +84,7 @@ def test_pca_recovers_planted_direction_and_matches_numpy():
     d = rng.normal(size=(3, 2, 2))
     d /= np.linalg.norm(d)
     hs = rng.normal(size=(200, 1, 1, 1)) * 5.0 * d[None] + 0.1 * rng.normal(size=(200, 3, 2, 2))
-    res = pca_directions(jnp.asarray(hs, jnp.float32), 2)
+    res = pca_directions(jnp.asarray(hs, jnp.float32), 2, per_timestep=False)
     assert res.vectors.shape == (2, 3, 2, 2)
     assert _abs_cos(res.vectors[0], d) > 0.99
     x = hs.reshape(200, -1) - hs.reshape(200, -1).mean(0)
@@ -96,7 +97,7 @@ def test_pca_recovers_planted_direction_and_matches_numpy():
 def test_pca_per_timestep_is_pca_of_each_step():
     rng = np.random.default_rng(1)
     hs = rng.normal(size=(50, 3, 4)) * np.array([3.0, 1.0, 0.5, 0.2])
-    res = pca_directions(jnp.asarray(hs, jnp.float32), 2, per_timestep=True)
+    res = pca_directions(jnp.asarray(hs, jnp.float32), 2)  # per timestep is the default (paper)
     assert res.vectors.shape == (2, 3, 4) and res.stds.shape == (2, 3)
     for step in range(3):
         x = hs[:, step] - hs[:, step].mean(0)
@@ -166,3 +167,62 @@ def test_edit_alpha_zero_is_unedited(tiny):
     np.testing.assert_array_equal(masked[0], base.x0)
     with pytest.raises(ValueError):
         edit_along_direction(tiny, SCHED, x_T, direction[:2], [1.0], 3)
+
+
+def _gaussian_toy(schedule, dim=16):
+    """Exact denoiser of x0 = s * 1 (s ~ N(0, 1)) with the sufficient statistic h = mean(x_t) as its
+    bottleneck: x0_pred = E[s | h + dh] * 1, so a positive shift of h raises the image's mean."""
+    def eps_fn(x, t, dh):
+        a = schedule.alpha_bars[t].reshape(-1, 1)
+        h = x.mean(axis=1, keepdims=True)
+        m = h if dh is None else h + dh
+        x0 = jnp.sqrt(a) * m / (a + (1.0 - a) / dim)
+        return (x - jnp.sqrt(a) * x0) / jnp.sqrt(1.0 - a), h
+
+    return eps_fn
+
+
+def test_supervised_edit_has_the_sign_of_its_attribute():
+    """Top-minus-bottom direction of the attribute 'image mean', added with alpha > 0, raises it."""
+    sched = make_schedule("linear", 50)
+    eps_fn = _gaussian_toy(sched)
+    x_T = jax.random.normal(jax.random.PRNGKey(0), (64, 16))
+    traj = ddim_sample(eps_fn, sched, x_T, 8)
+    hs = jnp.swapaxes(traj.hs, 0, 1)
+    scores = np.asarray(traj.x0.mean(axis=1))
+    d = extreme_scores_direction(hs, scores, 16)
+    assert float(jnp.sum(d)) > 0
+    out = edit_along_direction(eps_fn, sched, x_T[:8], d, jnp.array([-1.0, 0.0, 1.0]), 8)
+    means = np.asarray(out.mean(axis=-1))  # (alpha, batch)
+    np.testing.assert_allclose(out[1], traj.x0[:8], atol=1e-5)
+    assert np.all(means[2] > means[1]) and np.all(means[1] > means[0])
+
+
+def test_global_direction_at_repeats_one_step():
+    v = jnp.arange(2 * 3 * 4, dtype=jnp.float32).reshape(2, 3, 4)
+    g = global_direction_at(v, 1)
+    assert g.shape == v.shape
+    np.testing.assert_array_equal(g[:, 0], v[:, 1])
+    np.testing.assert_array_equal(g[:, 2], v[:, 1])
+    with pytest.raises(ValueError, match="step"):
+        global_direction_at(v, 3)
+
+
+def test_masked_jacobian_ignores_pixels_outside_the_mask():
+    """eps depends on h only through pixel 0 and pixel 1 with different gains: masking pixel 0 out
+    leaves the pixel-1 direction, eq. 9-10."""
+    sched = make_schedule("linear", 20)
+    w0, w1 = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0])
+
+    def eps_fn(x, t, dh):
+        h = jnp.zeros((x.shape[0], 3))
+        hh = h if dh is None else h + dh
+        out = x.at[:, 0].add(5.0 * hh @ w0).at[:, 1].add(hh @ w1)
+        return out, h
+
+    traj = ddim_sample(eps_fn, sched, jax.random.normal(jax.random.PRNGKey(0), (1, 4)), 3)
+    v, _ = denoiser_jacobian_directions(eps_fn, traj, 0, 1, jax.random.PRNGKey(1), num_iters=20)
+    assert _abs_cos(v[0, 0], w0) > 0.99
+    mask = jnp.array([0.0, 1.0, 1.0, 1.0])
+    v, _ = denoiser_jacobian_directions(eps_fn, traj, 0, 1, jax.random.PRNGKey(1), num_iters=20, output_mask=mask)
+    assert _abs_cos(v[0, 0], w1) > 0.99

@@ -145,9 +145,85 @@ def test_bad_input_raises():
         lightsb.sample_sde(jax.random.key(0), params, np.zeros((1, 2)), 0)
 
 
-def test_cbw2_uvp_zero_on_truth_and_positive_otherwise():
+def test_cbw2_uvp_zero_on_truth_and_matches_hand_computation():
+    """Official definition: BW = 1/2|dm|^2 + 1/2 tr S1 + 1/2 tr S2 - tr sqrt(S1^1/2 S2 S1^1/2), / (1/2 Var p1)."""
     rng = np.random.default_rng(2)
     m = rng.normal(size=(4, 3))
     c = np.stack([_random_spd(rng, 3) for _ in range(4)])
     assert abs(float(lightsb.cbw2_uvp(m, c, m, c, 3.0))) < 1e-3
-    assert float(lightsb.cbw2_uvp(m + 0.1, c, m, c, 3.0)) == pytest.approx(100 * 0.03 / 1.5, rel=1e-3)
+    # 1-D by hand: N(0, 1) vs N(1, 4): BW_half = 0.5 + 0.5 + 2 - 2 = 1; Var(p1) = 4 -> 100 * 1 / 2 = 50 %
+    assert float(lightsb.cbw2_uvp(np.zeros((1, 1)), np.ones((1, 1, 1)), np.ones((1, 1)), np.full((1, 1, 1), 4.0),
+                                  4.0)) == pytest.approx(50.0, rel=1e-5)
+    assert float(lightsb.bures_wasserstein_sq(np.zeros(1), np.ones((1, 1)), np.ones(1), np.full((1, 1), 4.0))) \
+        == pytest.approx(2.0, rel=1e-5)
+    # a mean shift of 0.1 in 3 dims: BW_half = 0.015, / (0.5 * 3) -> 1 %
+    assert float(lightsb.cbw2_uvp(m + 0.1, c, m, c, 3.0)) == pytest.approx(100 * 0.015 / 1.5, rel=1e-3)
+
+
+def test_sample_plan_memory_is_bounded_at_paper_protocol_size():
+    """1000 inputs x 1000 samples at d=64, K=50 (diagonal): compiled temporaries well under 1 GB."""
+    from generative.lightsb.potential import _sample_plan_jit, plan_chunk_rows
+
+    params = lightsb.init(jax.random.key(0), jnp.zeros((50, 64)), epsilon=0.1, n_components=50)
+    x = jax.ShapeDtypeStruct((1000, 64), jnp.float32)
+    chunk = plan_chunk_rows(params, 1000, 1000)
+    assert chunk < 1000
+    mem = _sample_plan_jit.lower(jax.random.key(0), params, x, 1000, chunk).compile().memory_analysis()
+    assert mem.output_size_in_bytes == 1000 * 1000 * 64 * 4
+    assert mem.temp_size_in_bytes + mem.output_size_in_bytes < 600 * 2**20, mem.temp_size_in_bytes
+
+
+def test_sample_plan_chunked_matches_moments():
+    params = _random_params(4, 2, 3, 0.5, True)
+    x = jnp.array([[0.3, -0.2], [-1.0, 0.5], [0.1, 0.9]])
+    from generative.lightsb.potential import _sample_plan_jit
+
+    ys = _sample_plan_jit(jax.random.key(3), params, x, 3000, 1)  # one row per chunk
+    mean, cov = lightsb.conditional_moments(params, x)
+    np.testing.assert_allclose(ys.mean(1), mean, atol=0.08)
+
+
+def test_sample_at_time_endpoints():
+    params = _random_params(6, 2, 3, 0.4, False)
+    x = jnp.array([[0.3, -0.2], [-1.0, 0.5]])
+    key = jax.random.key(7)
+    np.testing.assert_allclose(lightsb.sample_at_time(key, params, x, 0.0, 5), jnp.repeat(x[:, None], 5, 1), atol=1e-6)
+    np.testing.assert_allclose(lightsb.sample_at_time(key, params, x, 1.0, 5),
+                               lightsb.sample_plan(jax.random.split(key)[0], params, x, 5),
+                               atol=1e-6)
+    # the midpoint marginal: mean (x + E[y|x]) / 2, covariance Cov(y|x)/4 + eps/4 I
+    xt = lightsb.sample_at_time(key, params, x, 0.5, 6000)
+    mean, cov = lightsb.conditional_moments(params, x)
+    np.testing.assert_allclose(xt.mean(1), 0.5 * (x + mean), atol=0.06)
+    emp = jnp.einsum("nmi,nmj->nij", xt - xt.mean(1, keepdims=True), xt - xt.mean(1, keepdims=True)) / 6000
+    np.testing.assert_allclose(emp, cov / 4 + 0.1 * jnp.eye(2), atol=0.04)
+
+
+def test_fit_trains_exactly_steps():
+    """steps=7 with chunk=5 makes 7 Adam updates, not 10: equal to steps=7 with chunk=7."""
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=(64, 2)).astype(np.float32)
+    x1 = (rng.normal(size=(64, 2)) + 1.0).astype(np.float32)
+    kw = dict(epsilon=0.5, n_components=3, steps=7, batch_size=16)
+    a = lightsb.fit(jax.random.key(0), x0, x1, chunk=5, **kw)
+    b = lightsb.fit(jax.random.key(0), x0, x1, chunk=7, **kw)
+    c = lightsb.fit(jax.random.key(0), x0, x1, chunk=5, **{**kw, "steps": 10})
+    np.testing.assert_allclose(a.r, b.r, rtol=1e-6)
+    assert not np.allclose(a.r, c.r)
+
+
+def test_mixture_benchmark_plan_moments_match_its_sampler():
+    bench = lightsb.gaussian_mixture_benchmark(0, 3, 1.0)
+    x = jnp.array([[0.5, -1.0, 0.2], [2.0, 0.0, -1.0]])
+    xs = jnp.repeat(x, 20000, axis=0)
+    y = lightsb.sample_true_plan(jax.random.key(1), bench, xs).reshape(2, 20000, 3)
+    mean, cov = lightsb.plan_moments(bench, x)
+    np.testing.assert_allclose(y.mean(1), mean, atol=0.05)
+    emp = jnp.einsum("nmi,nmj->nij", y - y.mean(1, keepdims=True), y - y.mean(1, keepdims=True)) / 20000
+    np.testing.assert_allclose(emp, cov, atol=0.08)
+    # it is an entropic plan: slope of E[y|x] is Cov(y|x)/eps (finite differences, eps = 1)
+    h = 1e-3
+    e0 = jnp.eye(3)[0] * h
+    m_plus, _ = lightsb.plan_moments(bench, x[:1] + e0)
+    m_minus, _ = lightsb.plan_moments(bench, x[:1] - e0)
+    np.testing.assert_allclose((m_plus - m_minus)[0] / (2 * h), cov[0, :, 0], atol=2e-2)

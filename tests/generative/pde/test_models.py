@@ -13,9 +13,10 @@ KEY = jax.random.PRNGKey(0)
 
 
 @pytest.mark.parametrize("model,shape", [
-    (LSM(out_channels=2, width=8, num_scales=1, patch_size=2, num_basis=3), (2, 10, 10, 3)),
+    (LSM(out_channels=2, width=8, num_scales=1, patch_size=2, num_basis=3, pad_to_fit=True), (2, 10, 10, 3)),
     (LSM(out_channels=1, width=8, num_scales=1, patch_size=2, num_basis=3), (2, 12, 1)),
-    (UNet(out_channels=2, width=8, num_scales=2), (2, 9, 9, 3)),
+    (UNet(out_channels=2, width=8, num_scales=2, pad_to_fit=True), (2, 9, 9, 3)),
+    (UNet(out_channels=2, width=8, num_scales=2), (2, 8, 8, 3)),
     (FNO(out_channels=2, width=8, modes=3, depth=2, padding=2), (2, 10, 10, 3)),
     (FNO(out_channels=1, width=8, modes=4, depth=2), (2, 16, 1)),
 ])
@@ -113,6 +114,18 @@ def test_lsm_loss_decreases_on_tiny_problem():
         params, opt, loss = step(params, opt)
         losses.append(float(loss))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_size_that_does_not_fit_raises_instead_of_padding():
+    """32^2 with the official 4 scales x patch 4 would need 64^2: refused unless pad_to_fit."""
+    x = jax.ShapeDtypeStruct((1, 32, 32, 1), jnp.float32)
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        jax.eval_shape(LSM(out_channels=1, width=8, num_scales=4, patch_size=4).init, KEY, x)
+    with pytest.raises(ValueError, match="multiple of 2\\^num_scales"):
+        jax.eval_shape(UNet(out_channels=1, width=8, num_scales=3).init, KEY, jax.ShapeDtypeStruct((1, 12, 12, 1),
+                                                                                                   jnp.float32))
+    params = jax.eval_shape(LSM(out_channels=1, width=8, num_scales=3, patch_size=4).init, KEY, x)  # 32 = 4 * 2^3
+    assert count_params(params) > 0
 
 
 def test_bad_inputs_raise():
