@@ -183,9 +183,11 @@ def train_and_evaluate(task: Task, model, config: dict, key: jax.Array, ctx, tag
     if not ctx.resume:  # a fresh run never continues from stale checkpoints
         shutil.rmtree(ctx.checkpoint_dir(tag), ignore_errors=True)
     ckpt = LoopCheckpointer(ctx.checkpoint_dir(tag), config["ckpt_every"])
-    start, state = ckpt.restore(state)
+    # the loss history is checkpointed with the state, so a model finished before a kill keeps it
+    start, (state, history) = ckpt.restore((state, np.full(config["steps"], np.nan, np.float32)))
+    history = np.array(history)
     n, bs = task.x_train.shape[0], config["batch_size"]
-    losses, timed, t_timed = [], 0, 0.0
+    timed, t_timed = 0, 0.0
     for step in ctx.progress(range(start, config["steps"]), desc=tag, total=config["steps"], initial=start):
         idx = batch_indices(data_key, step, n, bs)
         t0 = time.perf_counter()
@@ -196,16 +198,16 @@ def train_and_evaluate(task: Task, model, config: dict, key: jax.Array, ctx, tag
             log_scalars(step + 1, {"loss": loss}, prefix=tag)
         if step > start:  # skip the compiling step
             timed, t_timed = timed + 1, t_timed + time.perf_counter() - t0
-        losses.append(loss)
-        ckpt.maybe_save(step + 1, state)
-    ckpt.maybe_save(config["steps"], state, force=True)
+        history[step] = loss
+        ckpt.maybe_save(step + 1, (state, history))
+    ckpt.maybe_save(config["steps"], (state, history), force=True)
     ckpt.close()
     rel_l2 = _evaluate(predict, state.params, task.x_test, task.y_test, config["eval_batch"])
     return {
         "rel_l2": rel_l2,
         "params": count_params(state.params),
         "time_per_step_ms": 1e3 * t_timed / timed if timed else None,
-        "final_train_loss": float(np.mean(losses[-10:])) if losses else None,
+        "final_train_loss": float(np.mean(history[-10:])) if config["steps"] else None,
         "prediction": np.asarray(predict(state.params, task.x_test[:1]))[0],
     }
 

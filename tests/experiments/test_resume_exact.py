@@ -157,15 +157,8 @@ def check_exact_resume(name, tmp_path):
     return reference, killed
 
 
-KNOWN = {  # found failing by this harness on this branch; to be fixed in the experiments' owners' branches
-    "latent_spectral_pde": "a model that had finished before the kill reports final_train_loss = None after resume",
-}
-
-
 def _param(name):
     marks = [] if name in DEFAULT else [pytest.mark.slow]
-    if name in KNOWN:
-        marks.append(pytest.mark.xfail(reason=KNOWN[name], strict=False))
     return pytest.param(name, marks=marks, id=name)
 
 
