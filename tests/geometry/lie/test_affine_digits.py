@@ -35,6 +35,7 @@ def test_affine_digits_end_to_end(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["experiment"] == "affine_digits"
 
 
+@pytest.mark.slow
 def test_global_pool_cnn_is_far_less_translation_sensitive_than_a_flatten_head():
     """The fair baseline pools globally; the old baseline (``sparsejax.nn.CNN``) ends in flatten +
     Dense. Shifting a digit by 8 pixels (the total stride) inside the canvas changes the pooled

@@ -27,6 +27,7 @@ def _check(results, out, png):
     assert (out / png).exists()
 
 
+@pytest.mark.slow
 def test_nbody_experiment_end_to_end(tmp_path):
     import experiments.ponita_nbody as module
 

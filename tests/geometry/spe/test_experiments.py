@@ -29,6 +29,7 @@ def test_spe_substructure_counting_end_to_end(tmp_path):
     assert "mean predictor" in text and "|" not in text and "\n" not in text
 
 
+@pytest.mark.slow
 def test_spe_ood_stability_end_to_end(tmp_path):
     import experiments.spe_ood_stability as module
 

@@ -38,6 +38,7 @@ def test_training_reduces_loss_and_evaluates():
     assert 0.5 < metrics["accuracy"] <= 1.0 and metrics["loss"] > 0
 
 
+@pytest.mark.slow
 def test_models_width_multiplier():
     x = jnp.zeros((2, 8, 8, 1))
     count = lambda m: sum(w.size for w in jax.tree_util.tree_leaves(m.init(jax.random.PRNGKey(0), x)))
