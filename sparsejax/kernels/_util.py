@@ -100,6 +100,11 @@ def largest_tile(n: int, cap: int = 128) -> int:
     return t
 
 
+def block_grid(shape: tuple[int, int], block_shape: tuple[int, int]) -> tuple[int, int]:
+    """Number of ``block_shape`` blocks along each axis of ``shape`` after padding to whole blocks."""
+    return (-(-shape[0] // block_shape[0]), -(-shape[1] // block_shape[1]))
+
+
 def round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 

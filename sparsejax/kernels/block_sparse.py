@@ -38,6 +38,7 @@ from jax.experimental import pallas as pl
 
 from sparsejax.core.validation import check_array, check_finite_array, check_index_range, is_traced
 from sparsejax.kernels._util import (
+    block_grid,
     check_activations,
     check_compiled_tiles,
     check_tile,
@@ -69,7 +70,7 @@ class BlockSparse:
     @property
     def grid_shape(self) -> tuple[int, int]:
         """``(K/bk, N/bn)`` after padding to whole blocks."""
-        return (-(-self.shape[0] // self.block_shape[0]), -(-self.shape[1] // self.block_shape[1]))
+        return block_grid(self.shape, self.block_shape)
 
     @property
     def nnzb(self) -> int:

@@ -41,6 +41,7 @@ from jax.experimental import pallas as pl
 
 from sparsejax.core.validation import check_array, check_finite_array, check_index_range, check_int, is_traced
 from sparsejax.kernels._util import (
+    block_grid,
     check_activations,
     check_compiled_tiles,
     check_tile,
@@ -332,7 +333,7 @@ class QuantBlockSparse:
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        return (-(-self.shape[0] // self.block_shape[0]), -(-self.shape[1] // self.block_shape[1]))
+        return block_grid(self.shape, self.block_shape)
 
     @property
     def nnzb(self) -> int:
