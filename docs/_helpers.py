@@ -41,24 +41,3 @@ def write_generated_sources(root: Path, generated: Path) -> None:
     for src in sorted((root / "notebooks").glob("*.ipynb")):
         text = src.read_text(encoding="utf-8").replace("../README.md#papers", "../../papers.md")
         (nb_dir / src.name).write_text(text, encoding="utf-8")
-
-
-# Docstrings that are not valid reStructuredText (they would fail the -W build) are shown as a literal
-# block instead of being parsed, until their owners fix them. Keep this list short: remove an entry
-# once its docstring parses (tests/docs checks that every entry still names a real object).
-VERBATIM_DOCSTRINGS = {
-    "geometry.lie.layers.bilinear_kernel": "'*grid.shape' reads as unclosed emphasis",
-    "generative.pde.lsm.patchify": "'*S' reads as unclosed emphasis",
-    "geometry.ponita.layers.SeparableFiberConv": "enumerated list without a blank line after it",
-}
-
-
-def qualified_name(obj) -> str:
-    """``module.qualname`` of a documented object (where it is defined, not where it is re-exported)."""
-    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-
-
-def verbatim_docstring(app, what, name, obj, options, lines):
-    """``autodoc-process-docstring`` hook: turn a listed docstring into one literal block, in place."""
-    if qualified_name(obj) in VERBATIM_DOCSTRINGS and lines:
-        lines[:] = ["::", ""] + ["    " + line for line in lines] + [""]

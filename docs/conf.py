@@ -27,7 +27,7 @@ GENERATED = DOCS / "generated"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(DOCS))
 
-from _helpers import verbatim_docstring, write_generated_sources  # noqa: E402
+from _helpers import write_generated_sources  # noqa: E402
 
 project = "sparsejax"
 author = "sparsejax contributors"
@@ -64,8 +64,3 @@ html_static_path: list[str] = []
 
 write_generated_sources(ROOT, GENERATED)
 
-
-def setup(app):
-    # docstrings listed in _helpers.VERBATIM_DOCSTRINGS are shown as literal blocks (see there)
-    app.connect("autodoc-process-docstring", verbatim_docstring)
-    return {"parallel_read_safe": True}

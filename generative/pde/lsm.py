@@ -23,7 +23,7 @@ from generative.pde.layers import DoubleConv, Down, Up, with_grid
 
 
 def patchify(x: jax.Array, patch: int) -> jax.Array:
-    """(B, *S, C) -> (B * prod(S / patch), patch^d, C): split every spatial axis into patches."""
+    """Split every spatial axis into patches: ``(B, *S, C)`` becomes ``(B * prod(S / patch), patch**d, C)``."""
     b, *spatial, c = x.shape
     d = len(spatial)
     if any(s % patch for s in spatial):

@@ -38,7 +38,7 @@ def kernel_offsets(kernel_size: int) -> jax.Array:
 def bilinear_kernel(grid: jax.Array, coords: jax.Array) -> jax.Array:
     """Continuous kernel from a ``(G, G, ...)`` grid on ``[-1, 1]^2``, bilinear, zero outside.
 
-    ``coords`` (..., 2) -> values (..., *grid.shape[2:]).
+    ``coords`` of shape ``(..., 2)`` give values of shape ``(..., *grid.shape[2:])``.
     """
     size = grid.shape[0]
     if grid.ndim < 2 or grid.shape[1] != size or size < 2:

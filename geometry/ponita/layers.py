@@ -74,6 +74,7 @@ class SeparableFiberConv(nn.Module):
     1. spatial: ``y[i,o,c] = sum_j k_s(a_ij(o))[c] x[j,o,c]`` (same grid index o for
        sender and receiver, kernel from the spatial attributes of ``fiber_bundle_attributes``),
     2. fibre:   ``z[i,p,c] = (1/O) sum_o k_f(o·p)[c] y[i,o,c]`` (mixing over the sphere),
+
     then a bias. Channel mixing is left to the ConvNeXt MLP. The spatial aggregation is a plain sum,
     as in the official code (``aggr="add"``); ``degree_norm=True`` divides it by the number of
     neighbours instead (mean aggregation, an option). The standard deviations of ``x``, ``y`` and ``z`` over real nodes

@@ -1,7 +1,5 @@
 """Shared flax.linen models used across experiments."""
 from sparsejax.nn.models import CNN, MLP
+from sparsejax.nn.transformer import DecoderLM, SelfAttention, TransformerBlock, ViT, encode_tokens, image_patches
 
-__all__ = ["MLP", "CNN"]
-from sparsejax.nn.transformer import DecoderLM, SelfAttention, TransformerBlock, ViT  # noqa: E402
-
-__all__ += ["DecoderLM", "ViT", "TransformerBlock", "SelfAttention"]
+__all__ = ["MLP", "CNN", "DecoderLM", "ViT", "TransformerBlock", "SelfAttention", "encode_tokens", "image_patches"]

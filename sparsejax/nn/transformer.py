@@ -81,6 +81,28 @@ class DecoderLM(nn.Module):
         return nn.Dense(self.vocab_size, name="lm_head")(nn.LayerNorm(name="ln_f")(x))
 
 
+def image_patches(x: jnp.ndarray, patch_size: int) -> jnp.ndarray:
+    """``(B, H, W, C) -> (B, H/p * W/p, p*p*C)``: non-overlapping patches in row-major token order."""
+    b, h, w, c = x.shape
+    p = patch_size
+    if p < 1 or h % p or w % p:
+        raise ValueError(f"image size {h}x{w} is not divisible by patch_size={p}")
+    return x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, -1, p * p * c)
+
+
+def encode_tokens(module: nn.Module, tokens: jnp.ndarray, *, n_layers: int, n_heads: int,
+                  mlp_ratio: int) -> jnp.ndarray:
+    """The ViT trunk, called from inside ``module``'s compact ``__call__``: adds the learned
+    ``pos_embedding``, runs ``n_layers`` pre-LN blocks ``block_i`` and the final LayerNorm ``ln_f``,
+    and returns the normalised ``(B, T, d)`` tokens. Shared by :class:`ViT` and the zoo's masked-patch
+    encoder, so their parameter trees match."""
+    d_model = tokens.shape[-1]
+    tokens = tokens + module.param("pos_embedding", nn.initializers.normal(0.02), (tokens.shape[1], d_model))
+    for i in range(n_layers):
+        tokens = TransformerBlock(d_model, n_heads, mlp_ratio, name=f"block_{i}")(tokens)
+    return nn.LayerNorm(name="ln_f")(tokens)
+
+
 class ViT(nn.Module):
     """Vision transformer: non-overlapping ``patch_size`` patches, a linear ``patch_embed``, learned
     position embeddings, ``n_layers`` pre-LN blocks, mean pooling over tokens and a ``head``.
@@ -98,15 +120,6 @@ class ViT(nn.Module):
         _check_heads(self.d_model, self.n_heads)
         if x.ndim != 4:
             raise ValueError(f"ViT expects NHWC input, got shape {x.shape}")
-        b, h, w, c = x.shape
-        p = self.patch_size
-        if p < 1 or h % p or w % p:
-            raise ValueError(f"image size {h}x{w} is not divisible by patch_size={p}")
-        patches = x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, -1, p * p * c)
-        tokens = nn.Dense(self.d_model, name="patch_embed")(patches)
-        pos = self.param("pos_embedding", nn.initializers.normal(0.02), (tokens.shape[1], self.d_model))
-        tokens = tokens + pos
-        for i in range(self.n_layers):
-            tokens = TransformerBlock(self.d_model, self.n_heads, self.mlp_ratio, name=f"block_{i}")(tokens)
-        pooled = nn.LayerNorm(name="ln_f")(tokens).mean(axis=1)
-        return nn.Dense(self.num_classes, name="head")(pooled)
+        tokens = nn.Dense(self.d_model, name="patch_embed")(image_patches(x, self.patch_size))
+        tokens = encode_tokens(self, tokens, n_layers=self.n_layers, n_heads=self.n_heads, mlp_ratio=self.mlp_ratio)
+        return nn.Dense(self.num_classes, name="head")(tokens.mean(axis=1))

@@ -39,6 +39,7 @@ import numpy as np
 import optax
 
 from sparsejax.core.validation import check_choice
+from sparsejax.nn.transformer import encode_tokens, image_patches
 
 ZOO_VERSION = 1
 
@@ -113,27 +114,17 @@ class MaskedPatchViT(nn.Module):
 
     @nn.compact
     def __call__(self, x, patch_mask):
-        from sparsejax.nn import TransformerBlock
-
-        patches = patchify(x, self.patch_size)
+        patches = image_patches(x, self.patch_size)
         tokens = nn.Dense(self.d_model, name="patch_embed")(patches)
         token = self.param("mask_token", nn.initializers.normal(0.02), (self.d_model,))
         tokens = jnp.where(patch_mask[..., None], token, tokens)
-        tokens = tokens + self.param("pos_embedding", nn.initializers.normal(0.02), (tokens.shape[1], self.d_model))
-        for i in range(self.n_layers):
-            tokens = TransformerBlock(self.d_model, self.n_heads, self.mlp_ratio, name=f"block_{i}")(tokens)
-        return nn.Dense(patches.shape[-1], name="recon")(nn.LayerNorm(name="ln_f")(tokens))
-
-
-def patchify(x, p: int):
-    """``(B, H, W, C) -> (B, H/p * W/p, p*p*C)`` in the token order of :class:`sparsejax.nn.ViT`."""
-    b, h, w, c = x.shape
-    return x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, -1, p * p * c)
+        tokens = encode_tokens(self, tokens, n_layers=self.n_layers, n_heads=self.n_heads, mlp_ratio=self.mlp_ratio)
+        return nn.Dense(patches.shape[-1], name="recon")(tokens)
 
 
 def mae_loss(model: MaskedPatchViT, params, x, key, mask_ratio: float):
     """Mean squared error on the hidden patches, ``round(mask_ratio * tokens)`` hidden per image."""
-    patches = patchify(x, model.patch_size)
+    patches = image_patches(x, model.patch_size)
     b, t, _ = patches.shape
     n_hidden = max(1, int(round(mask_ratio * t)))
     ranks = jnp.argsort(jax.random.uniform(key, (b, t)), axis=1).argsort(axis=1)
@@ -212,7 +203,7 @@ def _train(name: str, config: dict, progress: bool) -> tuple[Any, dict]:
     key = jax.random.PRNGKey(config["seed"])
     k_init, k_data, k_mask = jax.random.split(key, 3)
     if config["kind"] == "mae":
-        params = model.init(k_init, x_tr[:1], jnp.zeros((1, patchify(x_tr[:1], model.patch_size).shape[1]), bool))
+        params = model.init(k_init, x_tr[:1], jnp.zeros((1, image_patches(x_tr[:1], model.patch_size).shape[1]), bool))
     else:
         params = model.init(k_init, x_tr[:1])
     tx = optimizer(config)
@@ -280,7 +271,7 @@ def pretrained(name: str, *, overrides: dict | None = None, cache_dir: str | Pat
         x_tr = _data(config)[0]
         if config["kind"] == "mae":
             template = model.init(jax.random.PRNGKey(0), x_tr[:1],
-                                  jnp.zeros((1, patchify(x_tr[:1], model.patch_size).shape[1]), bool))
+                                  jnp.zeros((1, image_patches(x_tr[:1], model.patch_size).shape[1]), bool))
         else:
             template = model.init(jax.random.PRNGKey(0), x_tr[:1])
         with LoopCheckpointer(path / "checkpoint", every=1, fingerprint=_fingerprint(path)) as ckpt:
@@ -297,4 +288,4 @@ def pretrained(name: str, *, overrides: dict | None = None, cache_dir: str | Pat
 
 
 __all__ = ["ZOO", "ZOO_VERSION", "Pretrained", "pretrained", "cache_root", "entry_config", "entry_dir",
-           "MaskedPatchViT", "patchify", "mae_loss", "vit_from_mae", "lm_perplexity", "optimizer"]
+           "MaskedPatchViT", "mae_loss", "vit_from_mae", "lm_perplexity", "optimizer"]
