@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,7 +40,7 @@ import numpy as np
 from sparsejax.core.validation import check_array, check_int, check_number
 
 __all__ = ["tensor_attention", "fast_tensor_attention", "multi_indices", "polynomial_features",
-           "khatri_rao", "softmax_attention"]
+           "khatri_rao", "softmax_attention", "TensorSelfAttention"]
 
 
 def _check(q, k1, k2, v1, v2):
@@ -105,3 +106,18 @@ def fast_tensor_attention(q, k1, k2, v1, v2, *, degree: int, scale: float | None
                      * jnp.einsum("...kr,...kl->...rl", u2, v2))
     den = u0 @ (u1.sum(-2) * u2.sum(-2))[..., None]
     return num / den
+
+
+class TensorSelfAttention(nn.Module):
+    """One-head tensor self-attention layer (non-causal): projections ``q, k1, k2, v1, v2`` of width
+    ``d_model``, exact `tensor_attention` (or `fast_tensor_attention` with ``degree``), an ``out``
+    projection. ``__call__(x[B, n, d_in]) -> (B, n, d_model)``."""
+
+    d_model: int
+    degree: int | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        proj = [nn.Dense(self.d_model, name=name)(x) for name in ("q", "k1", "k2", "v1", "v2")]
+        y = tensor_attention(*proj) if self.degree is None else fast_tensor_attention(*proj, degree=self.degree)
+        return nn.Dense(self.d_model, name="out")(y)
