@@ -125,7 +125,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P43', 'Iterative Soft Shrinkage Learning for Efficient Image Super-Resolution',
           'sparsejax/pruning/', 'done', 'EDSR-lite on sklearn sample images at smoke scale; claim not reproduced'),
     Paper('P44', 'Efficient LLM Training and Serving with Heterogeneous Context Sharding…',
-          'sparsejax/llm/', 'planned'),
+          'sparsejax/llm/', 'done', 'dkernel pattern + Pallas block-sparse flash attention (lowers for CUDA; splash on TPU); tiny LMs at seq 128; kernel not timed on a GPU'),
     Paper('P45', 'On the Stability of Expressive Positional Encodings for Graph Neural…',
           'geometry/spe/', 'done'),
     Paper('P46', 'LM-Gaussian: Boost Sparse-view 3D Gaussian Splatting with Large Model…',
