@@ -135,7 +135,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P48', 'SliceGPT: Compress Large Language Models by Deleting Rows and Columns',
           'sparsejax/llm/', 'planned'),
     Paper('P49', 'Hecate: Unlocking Efficient Sparse Model Training via Fully Sharded…',
-          'sparsejax/moe/', 'planned'),
+          'sparsejax/moe/', 'done', 'reconstruction (no code); FSSDP semantics on 8 emulated devices (dense collectives + masks); speedups modelled only, 3.54x not reproduced'),
     Paper('P50', 'Quick and Robust Feature Selection: the Strength of Energy-efficient…',
           'sparsejax/pruning/', 'done', 'masked-dense JAX cannot show the energy claim; accuracy claim held on digits only'),
 )
