@@ -2,7 +2,8 @@
 process initialises `sparsejax.train.distributed` from the environment, loads only its rows of a
 synthetic regression set, trains ``steps`` SGD steps of a linear model on the global mesh, and saves
 (``phase=save``, after the steps) or restores (``phase=restore``, before continuing to ``steps``) the state with `LoopCheckpointer` from every process.
-Process 0 prints the final parameters as one JSON line."""
+``phase=fssdp`` runs `train_fssdp` instead (the FSSDP step across processes vs one device). Process
+0 prints the result as one JSON line."""
 from __future__ import annotations
 
 import json
@@ -55,6 +56,51 @@ def train(steps: int, checkpoint_dir: str | None = None, phase: str = "none") ->
     return out
 
 
+def train_fssdp(steps: int) -> dict:
+    """``steps`` FSSDP steps (random placements) on the global mesh vs single-device steps on each
+    process's first device; max differences of the final parameters and the losses."""
+    from jax.experimental.multihost_utils import process_allgather
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from sparsejax.moe.fssdp import (assignment, make_fssdp_step, make_reference_step, random_placement,
+                                     shard_experts, unshard_experts)
+    from sparsejax.moe.moe import init_moe_lm
+
+    mesh = global_mesh()
+    n_dev, n_exp = mesh.devices.size, 8
+    params = init_moe_lm(jax.random.key(0), 20, 16, 32, n_exp)
+    rest, shards, spec = shard_experts(params, n_dev)
+    rest = replicate_global(rest, mesh)
+    shards = jax.make_array_from_callback(shards.shape, NamedSharding(mesh, P(None, "data", None)),
+                                          lambda idx: np.asarray(shards)[idx])
+    tx = optax.adam(1e-2)
+    ref, fs = make_reference_step(tx, k=2, aux_coef=0.01), make_fssdp_step(mesh, spec, tx, k=2, aux_coef=0.01)
+    p_ref, o_ref = params, tx.init(params)
+    o_fs = tx.init((rest, shards))
+    rng = np.random.default_rng(0)  # same draws on every process
+    loss_diff = 0.0
+    for _ in range(steps):
+        tok, tgt = rng.integers(0, 20, (16, 6)), rng.integers(0, 20, (16, 6))
+        hosted = random_placement(rng, n_exp, n_dev, int(rng.integers(1, n_exp + 1)))
+        p_ref, o_ref, l_ref, _ = ref(p_ref, o_ref, jnp.asarray(tok), jnp.asarray(tgt))
+        rows = process_rows(16)
+        tb, yb = global_batch((tok[rows], tgt[rows]), mesh)
+        hb, ab = global_batch((hosted[_dev_rows(n_dev)], assignment(hosted, tok.size)[_dev_rows(n_dev)]), mesh)
+        rest, shards, o_fs, l_fs = fs(rest, shards, o_fs, tb, yb, hb, ab)
+        loss_diff = max(loss_diff, abs(float(l_ref) - float(process_allgather(l_fs, tiled=True))))
+    ex = unshard_experts(jnp.asarray(process_allgather(shards, tiled=True)), spec)
+    rest = {k: np.asarray(process_allgather(v, tiled=True)) for k, v in rest.items()}
+    return {"expert_max_diff": max(float(jnp.abs(ex[k] - p_ref[k]).max()) for k in ex),
+            "rest_max_diff": max(float(np.abs(rest[k] - np.asarray(p_ref[k])).max()) for k in rest),
+            "loss_max_diff": loss_diff, "processes": jax.process_count(), "devices": int(n_dev)}
+
+
+def _dev_rows(n_dev: int) -> slice:
+    """This process's rows of a per-device ``(D, ...)`` array."""
+    return process_rows(n_dev)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,6 +130,9 @@ def run_processes(n_processes: int, steps: int, checkpoint_dir: str, phase: str,
 
 if __name__ == "__main__":
     initialize_from_env()
-    result = train(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    if sys.argv[3] == "fssdp":
+        result = train_fssdp(int(sys.argv[1]))
+    else:
+        result = train(int(sys.argv[1]), sys.argv[2], sys.argv[3])
     if jax.process_index() == 0:
         print(json.dumps(result), flush=True)

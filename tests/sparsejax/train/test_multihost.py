@@ -25,3 +25,10 @@ def test_initialize_from_env_is_a_no_op_without_the_variables_and_loud_when_part
     assert initialize_from_env({}) is False
     with pytest.raises(ValueError, match=r"missing \['JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'\]"):
         initialize_from_env({"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1234"})
+
+
+@pytest.mark.slow
+def test_fssdp_step_across_two_processes_matches_one_device(tmp_path):
+    out = run_processes(2, 20, str(tmp_path), "fssdp", devices_per_process=4)
+    assert out["processes"] == 2 and out["devices"] == 8
+    assert out["expert_max_diff"] < 1e-5 and out["rest_max_diff"] < 1e-5 and out["loss_max_diff"] < 1e-5
