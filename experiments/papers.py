@@ -79,7 +79,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P20', 'Unsupervised Manifold Linearizing and Clustering',
           'geometry/clustering/', 'planned'),
     Paper('P21', 'How to Capture Higher-order Correlations? Generalizing Matrix Softmax…',
-          'sparsejax/llm/', 'planned'),
+          'sparsejax/llm/', 'done', 'exact + Taylor/Khatri-Rao fast version (Taylor, not the paper polynomial); time slopes held; Match3 did not learn at smoke budget'),
     Paper('P22', 'Effective Spectral Unmixing via Robust Representation and…',
           'sparsejax/recovery/', 'planned'),
     Paper('P23', 'DASS: Differentiable Architecture Search for Sparse neural networks',

@@ -42,11 +42,11 @@ CLAIM = ("Tensor attention has an n^{1+o(1)} approximation when entries are o(cb
 
 PRESETS = {
     "smoke": {"d": 3, "n_error": 32, "bounds": [0.5, 1.0, 1.5, 2.0], "degrees": [0, 2, 4, 6, 8, 10, 12],
-              "n_exact": [16, 24, 32, 48, 64], "n_fast": [256, 512, 1024, 2048, 4096, 8192], "time_degree": 6,
+              "n_exact": [32, 48, 64, 96, 128, 192], "n_fast": [512, 1024, 2048, 4096, 8192, 16384], "time_degree": 6,
               "repeats": 3, "match3": {"n": 16, "modulus": 128, "width": 32, "steps": 400, "batch_size": 64,
                                        "n_train": 8192, "n_test": 1024, "learning_rate": 3e-3, "seeds": [0]}},
     "full": {"d": 3, "n_error": 64, "bounds": [0.5, 1.0, 1.5, 2.0, 2.5], "degrees": [0, 2, 4, 6, 8, 10, 12, 14, 16],
-             "n_exact": [16, 24, 32, 48, 64, 96, 128], "n_fast": [256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
+             "n_exact": [32, 48, 64, 96, 128, 192, 256], "n_fast": [256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
              "time_degree": 6, "repeats": 5,
              "match3": {"n": 16, "modulus": 128, "width": 32, "steps": 3000, "batch_size": 64, "n_train": 32768,
                         "n_test": 4096, "learning_rate": 3e-3, "seeds": [0, 1, 2]}},
@@ -173,7 +173,8 @@ def summarize(results: dict) -> str:
         verdict.append("softmax layer did not learn")
     return (f"max err at degree {top}: {errs}; {slopes}; Match3 accuracy softmax {fmt_mean_std(acc['softmax'], 3)}, "
             f"tensor {fmt_mean_std(acc['tensor'], 3)}, majority {maj:.3f}. " + "; ".join(verdict)
-            + " (n <= 8192 on CPU, d = 3, smoke scale)")
+            + f" (fast n <= {max(t['fast']['n'])}, exact n <= {max(t['exact']['n'])} on CPU; Match3 "
+              f"{len(m3)} run(s); smoke scale)")
 
 
 def plot(errors, times):
