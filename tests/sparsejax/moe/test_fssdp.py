@@ -21,12 +21,12 @@ def test_fssdp_on_8_emulated_devices_matches_single_device():
 
 
 def test_routing_top_k_no_dropping_and_balancing_loss():
-    params = init_moe_lm(jax.random.key(0), 10, 8, 16, 4)
+    params = jax.jit(init_moe_lm, static_argnums=(1, 2, 3, 4))(jax.random.key(0), 10, 8, 16, 4)
     x = jax.random.normal(jax.random.key(1), (50, 8))
-    combine, probs, chosen = route(params["router"], x, 2)
+    combine, probs, chosen = jax.jit(route, static_argnums=2)(params["router"], x, 2)
     assert (np.asarray(chosen).sum(1) == 2).all()  # every token gets exactly k experts
     np.testing.assert_allclose(np.asarray(combine).sum(1), 1.0, rtol=1e-6)
-    y, aux, load = moe_ffn(params, x, 2)
+    y, aux, load = jax.jit(moe_ffn, static_argnums=2)(params, x, 2)
     assert int(load.sum()) == 100 and y.shape == (50, 8)
     uniform = jnp.full((8, 4), 0.25)
     rr = jnp.asarray(np.eye(4, dtype=bool)[np.arange(8) % 4])
