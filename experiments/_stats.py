@@ -45,3 +45,23 @@ def cell(*parts: str) -> str:
     """Join summary fragments into one markdown table cell (no ``|``, no newline)."""
     text = "; ".join(p for p in parts if p)
     return text.replace("|", "/").replace("\n", " ")
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """Least-squares slope of ``log y`` on ``log x`` and a percentile bootstrap CI (resampling the
+    points with replacement; resamples with a single distinct ``x`` are skipped)."""
+    import numpy as np
+
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    if lx.size < 3 or not (np.isfinite(lx).all() and np.isfinite(ly).all()):
+        raise ValueError(f"loglog_slope needs >= 3 positive finite points, got x={list(x)!r}, y={list(y)!r}")
+    slope = float(np.polyfit(lx, ly, 1)[0])
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, lx.size, lx.size)
+        if np.unique(lx[i]).size > 1:
+            boots.append(np.polyfit(lx[i], ly[i], 1)[0])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return slope, float(lo), float(hi)

@@ -4,8 +4,15 @@ a decoder-only language model.
 Every projection is an ``nn.Dense`` with a 2-D kernel (``qkv``, ``out``, ``fc1``, ``fc2``, heads),
 so the default sparsifiable-leaf rule (ndim >= 2, not an embedding table) and N:M masks along the
 input axis (axis 0 of a flax kernel, the reduction axis of the matmul) apply to all of them.
+
+Pluggable attention: ``attention_fn(q, k, v) -> y`` with ``q, k, v, y`` of shape ``(B, T, H, D)``
+(unscaled projections) replaces the built-in softmax (it then owns scaling and causality), e.g. the
+block-sparse S2-Attention of `sparsejax.llm.s2_attention`. `DecoderLM` takes one function for every
+layer or a tuple with one entry per layer (``None``: the built-in dense attention).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -17,11 +24,13 @@ def _check_heads(d_model: int, n_heads: int) -> None:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one fused ``qkv`` projection and an ``out`` projection."""
+    """Multi-head self-attention with one fused ``qkv`` projection and an ``out`` projection;
+    ``attention_fn`` (module doc) replaces the built-in softmax when given."""
 
     d_model: int
     n_heads: int
     causal: bool = False
+    attention_fn: Callable | None = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -30,6 +39,11 @@ class SelfAttention(nn.Module):
         head_dim = self.d_model // self.n_heads
         qkv = nn.Dense(3 * self.d_model, name="qkv")(x).reshape(b, t, 3, self.n_heads, head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        if self.attention_fn is not None:
+            y = self.attention_fn(q, k, v)
+            if y.shape != q.shape:
+                raise ValueError(f"attention_fn must return shape {q.shape} (B, T, H, D), got {y.shape}")
+            return nn.Dense(self.d_model, name="out")(y.reshape(b, t, self.d_model))
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(head_dim).astype(x.dtype)
         if self.causal:
             allowed = jnp.tril(jnp.ones((t, t), bool))
@@ -46,10 +60,12 @@ class TransformerBlock(nn.Module):
     n_heads: int
     mlp_ratio: int = 4
     causal: bool = False
+    attention_fn: Callable | None = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        x = x + SelfAttention(self.d_model, self.n_heads, self.causal, name="attn")(nn.LayerNorm(name="ln1")(x))
+        x = x + SelfAttention(self.d_model, self.n_heads, self.causal, self.attention_fn,
+                              name="attn")(nn.LayerNorm(name="ln1")(x))
         h = nn.gelu(nn.Dense(self.mlp_ratio * self.d_model, name="fc1")(nn.LayerNorm(name="ln2")(x)))
         return x + nn.Dense(self.d_model, name="fc2")(h)
 
@@ -57,7 +73,8 @@ class TransformerBlock(nn.Module):
 class DecoderLM(nn.Module):
     """Decoder-only causal language model: token + learned position embeddings, ``n_layers`` pre-LN
     blocks, final LayerNorm and an untied ``lm_head``. ``__call__(tokens[B, T]) -> logits[B, T, V]``
-    with ``T <= max_len``; position ``t`` only attends to positions ``<= t``."""
+    with ``T <= max_len``; position ``t`` only attends to positions ``<= t``. ``attention_fn``: one
+    function for all layers or a tuple of ``n_layers`` entries (module doc)."""
 
     vocab_size: int
     d_model: int = 64
@@ -65,6 +82,7 @@ class DecoderLM(nn.Module):
     n_heads: int = 4
     max_len: int = 64
     mlp_ratio: int = 4
+    attention_fn: Callable | tuple | None = None
 
     @nn.compact
     def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
@@ -76,8 +94,12 @@ class DecoderLM(nn.Module):
         x = nn.Embed(self.vocab_size, self.d_model, name="tok_embed")(tokens)
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (self.max_len, self.d_model))
         x = x + pos[: tokens.shape[1]]
+        fns = self.attention_fn if isinstance(self.attention_fn, tuple) else (self.attention_fn,) * self.n_layers
+        if len(fns) != self.n_layers:
+            raise ValueError(f"attention_fn has {len(fns)} entries; expected one per layer ({self.n_layers})")
         for i in range(self.n_layers):
-            x = TransformerBlock(self.d_model, self.n_heads, self.mlp_ratio, causal=True, name=f"block_{i}")(x)
+            x = TransformerBlock(self.d_model, self.n_heads, self.mlp_ratio, causal=True, attention_fn=fns[i],
+                                 name=f"block_{i}")(x)
         return nn.Dense(self.vocab_size, name="lm_head")(nn.LayerNorm(name="ln_f")(x))
 
 
