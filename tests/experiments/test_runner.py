@@ -36,6 +36,7 @@ def test_config_errors_list_valid_choices():
     assert runner.main(["run", "random_pruning", "--set", "bogus=1"]) == 2  # a usage error, before the run
 
 
+@pytest.mark.slow  # the default suite covers kill-and-resume in test_resume_exact.py[random_pruning]
 def test_random_pruning_run_and_resume(tmp_path, monkeypatch):
     results = runner.run_experiment("random_pruning", "smoke", out=tmp_path / "a", overrides=TINY, quiet=True)
     rows = results["metrics"]["rows"]

@@ -13,7 +13,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# bench_sns repeats the same solvers on a size sweep: slow; the experiment case stays in the default run
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "bench_sns" else n for n in sorted(CASES)])
 def test_experiment_sns_converges_with_fewer_iterations(name, tmp_path):
     results = run_experiment(name, "smoke", out=tmp_path, overrides=CASES[name], quiet=True)
     rows = results["metrics"]["rows"]

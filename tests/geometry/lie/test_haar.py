@@ -28,7 +28,7 @@ def _float64():
         yield
 
 
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_decomposed_density_matches_haar_density_of_gl(n):
     """|det g|^{-n} |d g / d(Y, K)| = const * rho(Y) * (SO(n) density in exponential coordinates)."""
     basis = _sym_basis(n, False)

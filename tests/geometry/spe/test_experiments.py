@@ -13,6 +13,7 @@ TINY = ["n_train=24", "n_test=8", "n_min=5", "n_max=7", "steps=3", "batch_size=8
         "pe_dim=4", "num_layers=1"]
 
 
+@pytest.mark.slow
 def test_spe_substructure_counting_end_to_end(tmp_path):
     import experiments.spe_substructure_counting as module
 
