@@ -243,8 +243,11 @@ def summarize(results: dict) -> str:
     w = [r for r in m["rows"] if r["method"] == "wgsef"]
     exact = all(r["exact_k"] for r in w)
     drop = max(r["baseline_accuracy"] - r["acc_after_finetune"] for r in w)
+    one = {r["model"]: r["acc_after_finetune"] for r in m["rows"] if r["method"] == "one_shot_magnitude"}
+    beaten = [r["model"] for r in w if one[r["model"]] > r["acc_after_finetune"] + 0.005]
     verdict = (f"exact-k claim {'held' if exact else 'did not hold'} (WGSEF nonzero groups "
-               f"{'equal' if exact else 'differ from'} k), worst accuracy drop after FT {drop:.3f}")
+               f"{'equal' if exact else 'differ from'} k), worst accuracy drop vs dense after FT {drop:.3f}"
+               + (f"; one-shot group magnitude + FT is more accurate on {', '.join(beaten)}" if beaten else ""))
     if any(r["acc_after_finetune"] <= m["majority_accuracy"] + 0.05 for r in w):
         verdict += "; WGSEF compact model did not learn"
     return cell(*parts, verdict)

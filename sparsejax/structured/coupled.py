@@ -146,9 +146,10 @@ def check_specs(params, specs: Sequence[GroupSpec]) -> None:
 
 
 def build_groups(params, dependencies: Iterable[Dependency]) -> list[GroupSpec]:
-    """GroupSpecs from a declared dependency list. The size of each group family is inferred from its
-    first member, ``(leaf.shape[axis] - offset) // block``, and every member must agree; dependencies
-    sharing a name are merged (their sizes must match). Checked with :func:`check_specs`."""
+    """GroupSpecs from a declared dependency list. The number of groups is ``Dependency.size`` or, by
+    default, ``(leaf.shape[axis] - offset) // block`` of the first member that does not share its leaf
+    axis with another member, and every such member must cover its axis exactly; dependencies sharing
+    a name are merged (their sizes must match). Checked with :func:`check_specs`."""
     flat = _flat(params)
     merged: dict[str, list] = {}
     for dep in dependencies:
