@@ -39,9 +39,11 @@ from sparsejax.core.tree import leaves_with_paths, path_str
 from sparsejax.core.validation import check_choice, check_int, is_traced
 
 ROLES = ("out", "shift", "in")
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": jax.nn.relu,
-    "gelu": jax.nn.gelu,  # flax nn.gelu default: tanh approximation, same as jax.nn.gelu(approximate=True)
+# host-side (numpy) activations for the folds in extract; gelu is the tanh approximation that flax's
+# nn.gelu / jax.nn.gelu use by default
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda x: np.maximum(x, 0),
+    "gelu": lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))),
     "identity": lambda x: x,
 }
 
@@ -294,9 +296,17 @@ def _group_norms(params, spec: GroupSpec) -> jax.Array:
 
 
 def group_norms(params, spec: GroupSpec) -> jax.Array:
-    """``(size,)`` L2 norm of each group over all its member slices (every role). Jitted per spec."""
+    """``(size,)`` L2 norm of each group over all its member slices (every role). Traced params: jitted
+    per spec; concrete params: computed on the host (no compilation)."""
     check_specs(params, [spec])
-    return _group_norms(params, spec)
+    if any(is_traced(leaf) for leaf in jax.tree_util.tree_leaves(params)):
+        return _group_norms(params, spec)
+    flat = _flat(params)
+    sq = np.zeros((spec.size,), np.float64)
+    for m in spec.members:
+        moved = np.moveaxis(np.asarray(flat[m.path], np.float64), m.axis % np.ndim(flat[m.path]), 0)
+        sq += np.sum(np.square(moved[m.offset : m.offset + spec.size * m.block].reshape(spec.size, -1)), axis=1)
+    return jnp.asarray(np.sqrt(sq), jnp.float32)
 
 
 def _index_factor(xp, length: int, member: Member, size: int, factors) -> jax.Array:
@@ -430,7 +440,7 @@ def extract(params, specs: Sequence[GroupSpec], keep: dict, batch_stats=None):
         if dropped.size == 0 or not shifts:
             continue
         values = [flat[m.path].take(m.indices(dropped), axis=m.axis % flat[m.path].ndim) for m in shifts]
-        consts = [np.asarray(ACTIVATIONS[spec.activation](jnp.asarray(v))) for v in values]
+        consts = [ACTIVATIONS[spec.activation](v) for v in values]
         if not any(np.any(c) for c in consts):
             continue
         if len(shifts) > 1:
