@@ -46,3 +46,32 @@ class CNN(nn.Module):
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(_scaled([self.hidden], self.width)[0], name="dense")(x))
         return nn.Dense(self.num_classes, name="head")(x)
+
+
+class BNCNN(nn.Module):
+    """3x3 ``VALID`` conv stack, each conv (no bias) followed by BatchNorm and ReLU, global average pool
+    and a dense ``head`` (layers ``conv_<i>``, ``bn_<i>``, ``head``). ``VALID`` padding makes a channel
+    whose BN scale is zero emit a spatially constant map, so its shift folds exactly into the next
+    layer's bias (``sparsejax.structured.coupled.extract``). With ``residual=True`` a block whose width
+    equals the previous block's adds the (centre-cropped) previous output before the ReLU.
+    Call with ``train=True`` and ``mutable=["batch_stats"]`` to update the running statistics."""
+
+    num_classes: int
+    channels: Sequence[int] = (32, 64, 64)
+    width: float = 1.0
+    residual: bool = False
+    momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        if x.ndim != 4:
+            raise ValueError(f"BNCNN expects NHWC input, got shape {x.shape}")
+        for i, c in enumerate(_scaled(self.channels, self.width)):
+            if x.shape[1] < 3 or x.shape[2] < 3:
+                raise ValueError(f"BNCNN: input {x.shape[1]}x{x.shape[2]} at conv_{i} is smaller than the 3x3 window")
+            h = nn.Conv(c, (3, 3), padding="VALID", use_bias=False, name=f"conv_{i}")(x)
+            h = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, name=f"bn_{i}")(h)
+            if self.residual and i > 0 and x.shape[-1] == c:
+                h = h + x[:, 1:-1, 1:-1, :]
+            x = nn.relu(h)
+        return nn.Dense(self.num_classes, name="head")(x.mean(axis=(1, 2)))

@@ -17,40 +17,52 @@ def _check_heads(d_model: int, n_heads: int) -> None:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with one fused ``qkv`` projection and an ``out`` projection."""
+    """Multi-head self-attention with one fused ``qkv`` projection and an ``out`` projection.
+    ``head_dim`` defaults to ``d_model // n_heads``; setting it (a compact network with heads removed)
+    makes ``qkv`` ``3 * n_heads * head_dim`` wide."""
 
     d_model: int
     n_heads: int
     causal: bool = False
+    head_dim: int | None = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        _check_heads(self.d_model, self.n_heads)
+        if self.head_dim is None:
+            _check_heads(self.d_model, self.n_heads)
+        elif self.n_heads < 1 or self.head_dim < 1:
+            raise ValueError(f"n_heads={self.n_heads} and head_dim={self.head_dim} must be >= 1")
         b, t, _ = x.shape
-        head_dim = self.d_model // self.n_heads
-        qkv = nn.Dense(3 * self.d_model, name="qkv")(x).reshape(b, t, 3, self.n_heads, head_dim)
+        head_dim = self.d_model // self.n_heads if self.head_dim is None else self.head_dim
+        inner = self.n_heads * head_dim
+        qkv = nn.Dense(3 * inner, name="qkv")(x).reshape(b, t, 3, self.n_heads, head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(head_dim).astype(x.dtype)
         if self.causal:
             allowed = jnp.tril(jnp.ones((t, t), bool))
             logits = jnp.where(allowed, logits, jnp.finfo(logits.dtype).min)
         attn = nn.softmax(logits, axis=-1)
-        y = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, t, self.d_model)
+        y = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, t, inner)
         return nn.Dense(self.d_model, name="out")(y)
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN block: ``x + attn(LN(x))`` then ``x + fc2(gelu(fc1(LN(x))))``."""
+    """Pre-LN block: ``x + attn(LN(x))`` then ``x + fc2(gelu(fc1(LN(x))))``; ``fc1`` is ``mlp_hidden``
+    wide (default ``mlp_ratio * d_model``)."""
 
     d_model: int
     n_heads: int
     mlp_ratio: int = 4
     causal: bool = False
+    head_dim: int | None = None
+    mlp_hidden: int | None = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        x = x + SelfAttention(self.d_model, self.n_heads, self.causal, name="attn")(nn.LayerNorm(name="ln1")(x))
-        h = nn.gelu(nn.Dense(self.mlp_ratio * self.d_model, name="fc1")(nn.LayerNorm(name="ln2")(x)))
+        attn = SelfAttention(self.d_model, self.n_heads, self.causal, self.head_dim, name="attn")
+        x = x + attn(nn.LayerNorm(name="ln1")(x))
+        hidden = self.mlp_ratio * self.d_model if self.mlp_hidden is None else self.mlp_hidden
+        h = nn.gelu(nn.Dense(hidden, name="fc1")(nn.LayerNorm(name="ln2")(x)))
         return x + nn.Dense(self.d_model, name="fc2")(h)
 
 
@@ -84,18 +96,29 @@ class DecoderLM(nn.Module):
 class ViT(nn.Module):
     """Vision transformer: non-overlapping ``patch_size`` patches, a linear ``patch_embed``, learned
     position embeddings, ``n_layers`` pre-LN blocks, mean pooling over tokens and a ``head``.
-    Input NHWC with H and W divisible by ``patch_size`` (digits: 8x8x1 -> 16 tokens at patch 2)."""
+    Input NHWC with H and W divisible by ``patch_size`` (digits: 8x8x1 -> 16 tokens at patch 2).
+    A compact ViT (heads / MLP units removed) gives ``n_heads`` and ``mlp_hidden`` per block and a
+    fixed ``head_dim``."""
 
     num_classes: int
     patch_size: int = 2
     d_model: int = 64
     n_layers: int = 2
-    n_heads: int = 4
+    n_heads: int | tuple[int, ...] = 4
     mlp_ratio: int = 2
+    head_dim: int | None = None
+    mlp_hidden: tuple[int, ...] | None = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        _check_heads(self.d_model, self.n_heads)
+        heads = (self.n_heads,) * self.n_layers if isinstance(self.n_heads, int) else tuple(self.n_heads)
+        hidden = (None,) * self.n_layers if self.mlp_hidden is None else tuple(self.mlp_hidden)
+        if len(heads) != self.n_layers or len(hidden) != self.n_layers:
+            raise ValueError(f"n_heads {self.n_heads} and mlp_hidden {self.mlp_hidden} need one entry per layer "
+                             f"(n_layers={self.n_layers})")
+        if self.head_dim is None:
+            for h in heads:
+                _check_heads(self.d_model, h)
         if x.ndim != 4:
             raise ValueError(f"ViT expects NHWC input, got shape {x.shape}")
         b, h, w, c = x.shape
@@ -107,6 +130,7 @@ class ViT(nn.Module):
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (tokens.shape[1], self.d_model))
         tokens = tokens + pos
         for i in range(self.n_layers):
-            tokens = TransformerBlock(self.d_model, self.n_heads, self.mlp_ratio, name=f"block_{i}")(tokens)
+            tokens = TransformerBlock(self.d_model, heads[i], self.mlp_ratio, head_dim=self.head_dim,
+                                      mlp_hidden=hidden[i], name=f"block_{i}")(tokens)
         pooled = nn.LayerNorm(name="ln_f")(tokens).mean(axis=1)
         return nn.Dense(self.num_classes, name="head")(pooled)

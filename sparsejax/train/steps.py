@@ -73,6 +73,54 @@ def make_train_step(
     return jax.jit(step)
 
 
+class BNTrainState(NamedTuple):
+    """:class:`TrainState` plus the BatchNorm running statistics (flax ``batch_stats`` collection)."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    step: jax.Array
+
+    @classmethod
+    def create(cls, variables, tx: optax.GradientTransformation) -> "BNTrainState":
+        """Fresh state from ``model.init(...)`` variables (``params`` and ``batch_stats``) and step 0."""
+        if "params" not in variables or "batch_stats" not in variables:
+            raise ValueError(f"variables need 'params' and 'batch_stats' collections, got {sorted(variables)}")
+        params = variables["params"]
+        return cls(params, variables["batch_stats"], tx.init(params), jnp.zeros((), jnp.int32))
+
+    @property
+    def variables(self) -> dict:
+        """``{"params", "batch_stats"}`` for ``model.apply`` (and :func:`evaluate` with a BN eval step)."""
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def make_bn_train_step(model, tx: optax.GradientTransformation, loss_fn: Callable = cross_entropy_loss) -> Callable:
+    """Return jitted ``step(state: BNTrainState, x, y) -> (state, loss)`` for a flax model with BatchNorm,
+    called as ``model.apply(variables, x, train=True, mutable=["batch_stats"])``: the loss uses batch
+    statistics and the running statistics are updated. ``tx.update`` receives the params, so gradient
+    transforms that read them (L1 subgradients, proximal steps) compose as in :func:`make_train_step`."""
+
+    def step(state: BNTrainState, x, y):
+        def loss_of(params):
+            logits, updated = model.apply({"params": params, "batch_stats": state.batch_stats}, x, train=True,
+                                          mutable=["batch_stats"])
+            return loss_fn(logits, y), updated["batch_stats"]
+
+        (loss, stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return BNTrainState(params, stats, opt_state, state.step + 1), loss
+
+    return jax.jit(step)
+
+
+def make_bn_eval_step(model, loss_fn: Callable = cross_entropy_loss) -> Callable:
+    """:func:`make_eval_step` for a BatchNorm model in inference mode: ``eval(variables, x, y)`` with
+    ``variables = state.variables`` (running statistics, ``train=False``)."""
+    return make_eval_step(lambda variables, x: model.apply(variables, x, train=False), loss_fn)
+
+
 def make_eval_step(apply_fn: Callable, loss_fn: Callable = cross_entropy_loss) -> Callable:
     """Return jitted ``eval(params, x, y) -> (summed loss, number correct)`` for one batch."""
 
