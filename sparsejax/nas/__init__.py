@@ -12,5 +12,8 @@ from sparsejax.nas.random_search import (
     train_candidates,
 )
 
-__all__ = ["CandidateRun", "candidate_accuracy", "masked_params", "node_weight_mask", "nodes_kept",
+from sparsejax.nas.dass import OPS, Conv, MixedOp, Network, SearchResult, derive, random_genotype, search, ste_topk
+
+__all__ = ["OPS", "Conv", "MixedOp", "Network", "SearchResult", "derive", "random_genotype", "search", "ste_topk",
+           "CandidateRun", "candidate_accuracy", "masked_params", "node_weight_mask", "nodes_kept",
            "random_node_masks", "search_scores", "select_best", "steps_to_fraction", "train_candidates"]
