@@ -119,7 +119,8 @@ PAPERS: tuple[Paper, ...] = (
           'generative/reconstruction/', 'planned'),
     Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',
           'sparsejax/pruning/', 'done', 'optax wrapper checked against microsoft/only_train_once (5 criteria x 0.2, '
-          'linear shrink per period); CRIC condensed (loss probes on fixed batches); group-lasso baseline is a local prox'),
+          'linear shrink per period); CRIC condensed (loss probes on fixed batches) and it collapsed the MLP in smoke; '
+          'group-lasso baseline is a local prox'),
     Paper('P40', 'Efficient Encoding of Graphics Primitives with Simplex-based Structures',
           'generative/reconstruction/', 'planned'),
     Paper('P41', 'The Emergence of Essential Sparsity in Large Pre-trained Models: The…',
