@@ -44,7 +44,11 @@ PRESETS = {
              "seeds": [0, 1, 2]},
 }
 
-FIXED_CNN = ((1, "sparse_conv_3x3"),), ((2, "sparse_conv_3x3"),), ((3, "sparse_conv_3x3"),)
+
+
+def fixed_cnn(n_nodes: int):
+    """The conv-chain cell: node ``i`` is a 3x3 conv of the previous state (``s1`` for node 0)."""
+    return tuple(((1 + i, "sparse_conv_3x3"),) for i in range(n_nodes))
 
 
 def _retrain(genotype, budget, split, config, key):
@@ -89,14 +93,14 @@ def run(config: dict, ctx) -> dict:
         dense = search(supernet(None), *data, **sargs)
         bar.update()
         fixed_size = prunable_size(Network(split.num_classes, config["channels"], config["n_cells"], config["n_nodes"],
-                                           genotype=FIXED_CNN).init(key, split.x_train[:1])["params"])
+                                           genotype=fixed_cnn(config["n_nodes"])).init(key, split.x_train[:1])["params"])
         for p in config["sparsities"]:
             sparse = search(supernet(1.0 - p), *data, **sargs)
             bar.update()
             budget = int(round((1.0 - p) * fixed_size))
             genotypes = {"dass": sparse.genotype, "darts_dense": dense.genotype,
                          "random": random_genotype(jax.random.fold_in(key, 11), config["n_nodes"]),
-                         "fixed_cnn": FIXED_CNN}
+                         "fixed_cnn": fixed_cnn(config["n_nodes"])}
             for arch in archs:
                 res = _retrain(genotypes[arch], budget, split, config, jax.random.fold_in(key, 100 + archs.index(arch)))
                 edges = [op for node in genotypes[arch] for _, op in node]
