@@ -73,7 +73,8 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P17', 'Discovering Interpretable Directions in the Semantic Latent Space of…',
           'generative/diffusion/', 'done'),
     Paper('P18', 'Random Search as a Baseline for Sparse Neural Network Architecture…',
-          'sparsejax/nas/', 'planned'),
+          'sparsejax/nas/', 'done', 'no official code: node-mask search space, shared parent init and short-budget '
+          'score (val acc after 20 steps) reconstructed from the abstract; masked-dense MLP'),
     Paper('P19', 'Lie Group Decompositions for Equivariant Neural Networks',
           'geometry/lie/', 'done'),
     Paper('P20', 'Unsupervised Manifold Linearizing and Clustering',
@@ -83,7 +84,9 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P22', 'Effective Spectral Unmixing via Robust Representation and…',
           'sparsejax/recovery/', 'planned'),
     Paper('P23', 'DASS: Differentiable Architecture Search for Sparse neural networks',
-          'sparsejax/nas/', 'planned'),
+          'sparsejax/nas/', 'done', 'no official code: tiny DARTS cell with top-k score-gated SparseConv/SparseLinear '
+          '(STE), first-order search on the sparse supernet, reconstructed; no BN, mean-of-nodes cell output, '
+          'alpha warm-up; searches collapse to skip at smoke scale'),
     Paper('P24', 'Learning k-Level Structured Sparse Neural Networks Using Group Envelope…',
           'sparsejax/regularizers/', 'done', 'no official code and paper body unavailable: WGSEF = squared k-support '
           'norm of group norms, prox derived from its variational form (O(G log G) sort, paper says O(G)); the '
@@ -118,7 +121,9 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P38', 'SparseSSP: 3D Subcellular Structure Prediction from Sparse-View…',
           'generative/reconstruction/', 'planned'),
     Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',
-          'sparsejax/pruning/', 'planned'),
+          'sparsejax/pruning/', 'done', 'optax wrapper checked against microsoft/only_train_once (5 criteria x 0.2, '
+          'linear shrink per period); CRIC condensed (loss probes on fixed batches) and it collapsed the MLP in smoke; '
+          'group-lasso baseline is a local prox'),
     Paper('P40', 'Efficient Encoding of Graphics Primitives with Simplex-based Structures',
           'generative/reconstruction/', 'planned'),
     Paper('P41', 'The Emergence of Essential Sparsity in Large Pre-trained Models: The…',

@@ -34,3 +34,12 @@ __all__ += [
     "train_quickselection",
 ]
 # --- end of prune-retrain recipes ---
+
+# --- HESSO (issue 17) ---
+from sparsejax.pruning.hesso import (  # noqa: E402
+    HESSOState, cric_scores, group_magnitude, hesso, importance_scores, lowest_groups, with_redundant, zero_groups,
+)
+
+__all__ += ["hesso", "HESSOState", "cric_scores", "group_magnitude", "importance_scores", "lowest_groups",
+            "with_redundant", "zero_groups"]
+# --- end of HESSO ---

@@ -278,7 +278,7 @@ def vit_head_groups(params, n_heads: int | Sequence[int] = 4, *, head_dim: int |
     return build_groups(params, deps)
 
 
-def _group_slices(leaf: jax.Array, member: Member, size: int) -> jax.Array:
+def group_slices(leaf: jax.Array, member: Member, size: int) -> jax.Array:
     """``(size, block * rest)`` view of the member's slices."""
     ax = member.axis % leaf.ndim
     moved = jnp.moveaxis(jnp.asarray(leaf), ax, 0)[member.offset : member.offset + size * member.block]
@@ -290,7 +290,7 @@ def _group_norms(params, spec: GroupSpec) -> jax.Array:
     flat = _flat(params)
     sq = jnp.zeros((spec.size,), jnp.float32)
     for m in spec.members:
-        sl = _group_slices(flat[m.path], m, spec.size)
+        sl = group_slices(flat[m.path], m, spec.size)
         sq = sq + jnp.sum(jnp.square(sl.astype(jnp.float32)), axis=1)
     return jnp.sqrt(sq)
 
