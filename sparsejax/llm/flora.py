@@ -93,8 +93,10 @@ def flora(params, ranks: Sequence[int] | dict, targets: str | Sequence[str], key
         if r is None or len(r) != len(dims):
             raise ValueError(f"{path}: kernel {tuple(w.shape)} has {len(dims)} modes {dims}, ranks {r} do not match")
         r = [check_int(f"ranks of {path}", x, minimum=1) for x in r]
-        keys = jax.random.split(jax.random.fold_in(key, i), len(dims))
-        factors = [jax.random.normal(k, (d, ri), w.dtype) / math.sqrt(2 * ri) for k, d, ri in zip(keys, dims, r)]
+        sizes = [d * ri for d, ri in zip(dims, r)]
+        draw = jax.random.normal(jax.random.fold_in(key, i), (sum(sizes),), w.dtype)  # one draw, split per factor
+        starts = [sum(sizes[:j]) for j in range(len(sizes))]
+        factors = [draw[s0:s0 + n].reshape(d, ri) / math.sqrt(2 * ri) for s0, n, d, ri in zip(starts, sizes, dims, r)]
         out[path] = {"G": jnp.zeros(r, w.dtype), "factors": factors}
         fns[path] = _flora_delta(scale, perm)
     return Adapter(out, fns)
