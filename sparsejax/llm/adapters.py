@@ -21,8 +21,10 @@ baseline of FLoRA).
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-from typing import Any, Callable, NamedTuple, Sequence
+import functools
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +41,11 @@ class Adapter(NamedTuple):
 
     params: dict
     delta_fns: dict
+
+    @property
+    def structure(self) -> tuple:
+        """Hashable ``((path, delta fn), ...)``: adapters with equal structure share one compiled step."""
+        return tuple(sorted(self.delta_fns.items()))
 
     def deltas(self, base, params: dict | None = None) -> dict:
         """``{path: dW}`` for ``params`` (default: this adapter's own params)."""
@@ -116,10 +123,33 @@ def combine(*adapters: Adapter) -> Adapter:
     return Adapter(params, fns)
 
 
-def _lora_delta(scale: float):
-    def delta(p, w):
-        return (scale * (p["A"] @ p["B"])).reshape(w.shape)
-    return delta
+@dataclasses.dataclass(frozen=True)
+class LoRADelta:
+    """``dW = scale * A B`` reshaped to the leaf (a value-hashable delta function)."""
+
+    scale: float
+
+    def __call__(self, p, w):
+        return (self.scale * (p["A"] @ p["B"])).reshape(w.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class FullDelta:
+    """``dW = P`` (a dense delta of the leaf's shape)."""
+
+    def __call__(self, p, w):
+        return p.reshape(w.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceDelta:
+    """``dW`` zero except the block ``P`` at ``start`` along ``axis``."""
+
+    axis: int
+    start: int
+
+    def __call__(self, p, w):
+        return jax.lax.dynamic_update_slice_in_dim(jnp.zeros(w.shape, p.dtype), p, self.start, self.axis)
 
 
 def lora(params, rank: int, targets: str | Sequence[str], key: jax.Array, *, alpha: float | None = None) -> Adapter:
@@ -135,25 +165,15 @@ def lora(params, rank: int, targets: str | Sequence[str], key: jax.Array, *, alp
         bound = 1.0 / math.sqrt(d_in)
         a = jax.random.uniform(jax.random.fold_in(key, i), (d_in, rank), w.dtype, -bound, bound)
         out_params[path] = {"A": a, "B": jnp.zeros((rank, d_out), w.dtype)}
-        fns[path] = _lora_delta(alpha / rank)
+        fns[path] = LoRADelta(alpha / rank)
     return Adapter(out_params, fns)
-
-
-def _full_delta(p, w):
-    return p.reshape(w.shape)
 
 
 def full(params, targets: str | Sequence[str], *, min_ndim: int = 0) -> Adapter:
     """A dense zero-initialised delta on every matching leaf (``dW = P``): full fine-tuning of those
     leaves (``targets="*"``: the whole model; ``"lm_head/*"``: head-only) through the adapter API."""
     paths = match_paths(params, targets, min_ndim=min_ndim)
-    return Adapter({p: jnp.zeros_like(get_leaf(params, p)) for p in paths}, {p: _full_delta for p in paths})
-
-
-def _slice_delta(axis: int, start: int):
-    def delta(p, w):
-        return jax.lax.dynamic_update_slice_in_dim(jnp.zeros(w.shape, p.dtype), p, start, axis)
-    return delta
+    return Adapter({p: jnp.zeros_like(get_leaf(params, p)) for p in paths}, {p: FullDelta() for p in paths})
 
 
 def slice_adapter(params, slices: dict) -> Adapter:
@@ -168,7 +188,7 @@ def slice_adapter(params, slices: dict) -> Adapter:
         shape = list(w.shape)
         shape[axis] = stop - start
         out[path] = jnp.zeros(shape, w.dtype)
-        fns[path] = _slice_delta(axis, start)
+        fns[path] = SliceDelta(axis, start)
     return Adapter(out, fns)
 
 
@@ -177,21 +197,26 @@ def lora_num_params(shapes: Sequence[Sequence[int]], rank: int) -> int:
     return int(sum(rank * (math.prod(s[:-1]) + s[-1]) for s in shapes))
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _adapter_step(apply_fn, structure, tx, loss_fn, state: TrainState, base, x, y):
+    adapter = Adapter({}, dict(structure))
+
+    def loss(a):
+        return loss_fn(apply_fn(adapter.merge(base, a), x), y)
+
+    value, grads = jax.value_and_grad(loss)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
+
+
 def make_adapter_train_step(apply_fn: Callable, base, adapter: Adapter, tx: optax.GradientTransformation,
                             loss_fn: Callable = cross_entropy_loss) -> Callable:
-    """Jitted ``step(state, x, y) -> (state, loss)`` that trains only the adapter params
-    (``state.params``): ``loss = loss_fn(apply_fn(adapter.merge(base, state.params), x), y)``;
-    ``base`` is a constant of the step (frozen)."""
-
-    def step(state: TrainState, x, y):
-        def loss(a):
-            return loss_fn(apply_fn(adapter.merge(base, a), x), y)
-
-        value, grads = jax.value_and_grad(loss)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
-
-    return jax.jit(step)
+    """``step(state, x, y) -> (state, loss)`` that trains only the adapter params (``state.params``):
+    ``loss = loss_fn(apply_fn(adapter.merge(base, state.params), x), y)``; ``base`` is an input of
+    the step, never differentiated (frozen). The compiled step is shared by every call with the
+    same ``apply_fn``, adapter :attr:`~Adapter.structure`, ``tx`` and ``loss_fn`` objects (and shapes)."""
+    structure = adapter.structure
+    return lambda state, x, y: _adapter_step(apply_fn, structure, tx, loss_fn, state, base, x, y)
 
 
 def num_trainable(adapter: Adapter) -> int:

@@ -28,6 +28,7 @@ is not applied: the update is merged into the weight (``x W + x dW`` equals the 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Sequence
 
@@ -72,10 +73,15 @@ def _modes(shape: tuple[int, ...]) -> tuple[list[int], tuple[int, ...]]:
     raise ValueError(f"FLoRA adapts kernels of 2 or more axes, got shape {shape}")
 
 
-def _flora_delta(scale: float, perm: tuple[int, ...]):
-    def delta(p, w):
-        return jnp.transpose(tucker_delta(p["G"], p["factors"], scale), perm).astype(w.dtype)
-    return delta
+@dataclasses.dataclass(frozen=True)
+class FLoRADelta:
+    """``dW = transpose(scale * G x_1 A_1 ... x_N A_N, perm)`` (a value-hashable delta function)."""
+
+    scale: float
+    perm: tuple[int, ...]
+
+    def __call__(self, p, w):
+        return jnp.transpose(tucker_delta(p["G"], p["factors"], self.scale), self.perm).astype(w.dtype)
 
 
 def flora(params, ranks: Sequence[int] | dict, targets: str | Sequence[str], key: jax.Array, *,
@@ -98,5 +104,5 @@ def flora(params, ranks: Sequence[int] | dict, targets: str | Sequence[str], key
         starts = [sum(sizes[:j]) for j in range(len(sizes))]
         factors = [draw[s0:s0 + n].reshape(d, ri) / math.sqrt(2 * ri) for s0, n, d, ri in zip(starts, sizes, dims, r)]
         out[path] = {"G": jnp.zeros(r, w.dtype), "factors": factors}
-        fns[path] = _flora_delta(scale, perm)
+        fns[path] = FLoRADelta(scale, perm)
     return Adapter(out, fns)

@@ -2,9 +2,11 @@
 n-gram perplexity baselines every LM result is compared with."""
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -15,14 +17,27 @@ from sparsejax.train import TrainState, fit, make_train_step
 from sparsejax.train.checkpoint import LoopCheckpointer
 
 
-def adamw(learning_rate: float, steps: int, weight_decay: float = 0.0, warmup_frac: float = 0.1):
-    """AdamW with linear warm-up over ``warmup_frac`` of ``steps`` and cosine decay to 0."""
+@functools.lru_cache(maxsize=None)
+def _adamw_unit(steps: int, weight_decay: float, warmup_frac: float) -> optax.GradientTransformation:
+    sched = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, int(warmup_frac * steps)), steps)
+    return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(weight_decay), optax.scale_by_schedule(sched),
+                       optax.inject_hyperparams(optax.scale)(step_size=-1.0))
+
+
+def adamw_state(params, learning_rate: float, steps: int, weight_decay: float = 0.0,
+                warmup_frac: float = 0.1) -> tuple[optax.GradientTransformation, TrainState]:
+    """AdamW (``optax.adamw``'s update) with linear warm-up over ``warmup_frac`` of ``steps`` and cosine
+    decay to 0, and its fresh :class:`TrainState` for ``params``. The peak ``learning_rate`` lives in
+    the optimizer state (an injected step size), so runs that differ only in it share one
+    transformation object and hence one compiled step."""
     check_number("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
-    steps = check_int("steps", steps, minimum=1)
-    sched = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, int(warmup_frac * steps)), steps)
-    return optax.adamw(sched, weight_decay=weight_decay)
+    tx = _adamw_unit(check_int("steps", steps, minimum=1), float(weight_decay), float(warmup_frac))
+    state = TrainState.create(params, tx)
+    state.opt_state[-1].hyperparams["step_size"] = jnp.asarray(-learning_rate, jnp.float32)
+    return tx, state
 
 
+@functools.lru_cache(maxsize=None)
 def _apply(config: LMConfig):
     return lambda p, x: forward(p, x, config)
 
@@ -49,9 +64,9 @@ def train_lm(params: dict, config: LMConfig, windows: np.ndarray, *, steps: int,
              learning_rate: float, key: jax.Array, weight_decay: float = 0.0,
              checkpointer: LoopCheckpointer | None = None) -> tuple[dict, list[float]]:
     """Train every weight of the LM on next-token prediction (AdamW, warm-up + cosine)."""
-    tx = adamw(learning_rate, steps, weight_decay)
+    tx, state = adamw_state(params, learning_rate, steps, weight_decay)
     step = make_train_step(_apply(config), tx)
-    state, losses = fit(step, TrainState.create(params, tx), windows[:, :-1], windows[:, 1:], steps=steps,
+    state, losses = fit(step, state, windows[:, :-1], windows[:, 1:], steps=steps,
                         batch_size=batch_size, key=key, checkpointer=checkpointer)
     return state.params, losses
 
@@ -72,10 +87,10 @@ def finetune(base: dict, config: LMConfig, adapter: Adapter, windows: np.ndarray
     """Train only ``adapter``'s params on ``windows`` (base frozen); returns ``(adapter params, losses)``.
     ``apply_fn(params, x)`` defaults to the LM's :func:`~sparsejax.llm.model.forward` (windows are
     then LM windows; otherwise ``windows`` is an ``(x, y)`` pair)."""
-    tx = adamw(learning_rate, steps)
+    tx, state = adamw_state(adapter.params, learning_rate, steps)
     step = make_adapter_train_step(apply_fn or _apply(config), base, adapter, tx)
     x, y = (windows[:, :-1], windows[:, 1:]) if apply_fn is None else windows
-    state, losses = fit(step, TrainState.create(adapter.params, tx), x, y, steps=steps, batch_size=batch_size,
+    state, losses = fit(step, state, x, y, steps=steps, batch_size=batch_size,
                         key=key, checkpointer=checkpointer)
     return state.params, losses
 
@@ -96,4 +111,4 @@ def ngram_perplexity(train: np.ndarray, test: np.ndarray, vocab_size: int, order
     return float(np.exp(-logp.mean()))
 
 
-__all__ = ["adamw", "LMData", "grammar_windows", "train_lm", "pretrain_lm", "finetune", "ngram_perplexity"]
+__all__ = ["adamw_state", "LMData", "grammar_windows", "train_lm", "pretrain_lm", "finetune", "ngram_perplexity"]
