@@ -54,18 +54,27 @@ class Adapter(NamedTuple):
 
     def merge(self, base, params: dict | None = None):
         """``base`` with every target leaf ``W`` replaced by ``W + dW``."""
-        out = base
-        for path, dw in self.deltas(base, params).items():
-            out = set_leaf(out, path, get_leaf(out, path) + dw.astype(get_leaf(out, path).dtype))
-        return out
+        return _apply_deltas(self.structure, 1.0)(base, self.params if params is None else params)
 
     def unmerge(self, merged, params: dict | None = None):
         """Inverse of :meth:`merge`: every target leaf ``W`` becomes ``W - dW`` (``dW`` from ``merged``'s
         leaves, which a delta may read only for its shape)."""
-        out = merged
-        for path, dw in self.deltas(merged, params).items():
-            out = set_leaf(out, path, get_leaf(out, path) - dw.astype(get_leaf(out, path).dtype))
+        return _apply_deltas(self.structure, -1.0)(merged, self.params if params is None else params)
+
+
+@functools.lru_cache(maxsize=None)
+def _apply_deltas(structure: tuple, sign: float):
+    """Jitted ``(tree, adapter params) -> tree`` adding ``sign * dW`` at every path of ``structure``."""
+
+    def apply(tree, params):
+        out = tree
+        for path, fn in structure:
+            w = get_leaf(out, path)
+            dw = fn(params[path], w).astype(w.dtype)
+            out = set_leaf(out, path, w + dw if sign > 0 else w - dw)
         return out
+
+    return jax.jit(apply)
 
 
 def _key(node, part: str):

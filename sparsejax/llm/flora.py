@@ -29,6 +29,7 @@ is not applied: the update is merged into the weight (``x W + x dW`` equals the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Sequence
 
@@ -84,6 +85,12 @@ class FLoRADelta:
         return jnp.transpose(tucker_delta(p["G"], p["factors"], self.scale), self.perm).astype(w.dtype)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_factors(key, dims: tuple, ranks: tuple, dtype) -> list:
+    keys = jax.random.split(key, len(dims))
+    return [jax.random.normal(k, (d, r), dtype) / math.sqrt(2 * r) for k, d, r in zip(keys, dims, ranks)]
+
+
 def flora(params, ranks: Sequence[int] | dict, targets: str | Sequence[str], key: jax.Array, *,
           scale: float = CONV_SCALE) -> Adapter:
     """FLoRA adapters on the kernels matching ``targets``. ``ranks`` is one rank list in the code's
@@ -99,10 +106,7 @@ def flora(params, ranks: Sequence[int] | dict, targets: str | Sequence[str], key
         if r is None or len(r) != len(dims):
             raise ValueError(f"{path}: kernel {tuple(w.shape)} has {len(dims)} modes {dims}, ranks {r} do not match")
         r = [check_int(f"ranks of {path}", x, minimum=1) for x in r]
-        sizes = [d * ri for d, ri in zip(dims, r)]
-        draw = jax.random.normal(jax.random.fold_in(key, i), (sum(sizes),), w.dtype)  # one draw, split per factor
-        starts = [sum(sizes[:j]) for j in range(len(sizes))]
-        factors = [draw[s0:s0 + n].reshape(d, ri) / math.sqrt(2 * ri) for s0, n, d, ri in zip(starts, sizes, dims, r)]
+        factors = _init_factors(jax.random.fold_in(key, i), tuple(dims), tuple(r), jnp.dtype(w.dtype))
         out[path] = {"G": jnp.zeros(r, w.dtype), "factors": factors}
         fns[path] = FLoRADelta(scale, perm)
     return Adapter(out, fns)

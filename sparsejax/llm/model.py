@@ -27,6 +27,7 @@ model. :func:`from_decoder_lm` converts ``DecoderLM`` params (logits equal up to
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -218,13 +219,14 @@ def init_lm(key: jax.Array, vocab_size: int, *, d_model: int = 64, n_layers: int
     if d % n_heads:
         raise ValueError(f"d_model={d} must be a positive multiple of n_heads={n_heads}")
     f = d * check_int("mlp_ratio", mlp_ratio, minimum=1)
-    kernel_init = jax.nn.initializers.lecun_normal()
     n_layers = check_int("n_layers", n_layers, minimum=1)
     max_len = check_int("max_len", max_len, minimum=1)
-    return jax.jit(lambda k: _init(k, vocab_size, d, f, n_layers, max_len, norm, positions, kernel_init))(key), config
+    return _init(key, vocab_size, d, f, n_layers, max_len, norm, positions), config
 
 
-def _init(key, vocab_size, d, f, n_layers, max_len, norm, positions, kernel_init) -> dict:
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6, 7))
+def _init(key, vocab_size, d, f, n_layers, max_len, norm, positions) -> dict:
+    kernel_init = jax.nn.initializers.lecun_normal()
     keys = iter(jax.random.split(key, 4 * n_layers + 3))
 
     def lin(d_in, d_out):

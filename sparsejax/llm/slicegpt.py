@@ -33,13 +33,17 @@ Calibration here: windows of the grammar corpus (the code: 128 WikiText-2 sequen
 """
 from __future__ import annotations
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sparsejax.core.validation import check_choice, check_int, check_number
 from sparsejax.llm.model import LMConfig, block_attention, block_mlp, embed
 
 ROTATIONS = ("pca", "random", "none")
+_attention_branch = jax.jit(block_attention, static_argnames=("config", "attention_fn"))
+_mlp_branch = jax.jit(block_mlp, static_argnames=("config",))
+_embed = jax.jit(embed, static_argnames=("config",))
 
 
 def sliced_dim(d: int, sparsity: float, round_to: int = 8) -> int:
@@ -127,7 +131,7 @@ def rotate_and_slice(params: dict, config: LMConfig, calib_tokens, new_dim: int,
     dtype = params["tok_embed"].dtype
     cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     tokens = jnp.asarray(calib_tokens)
-    x = _f64(embed(params, tokens, config))
+    x = _f64(_embed(params, tokens, config=config))
     q = _rotation(x, rotation, rng)
     out = {"tok_embed": cast((_f64(params["tok_embed"]) @ q)[:, :new_dim])}
     if "pos_embed" in params:
@@ -137,7 +141,7 @@ def rotate_and_slice(params: dict, config: LMConfig, calib_tokens, new_dim: int,
     for i, b in enumerate(params["blocks"]):
         nb = {"ln1": {}, "ln2": {}}
         nb["qkv"] = {"kernel": cast((q.T @ _f64(b["qkv"]["kernel"]))[:new_dim]), "bias": b["qkv"]["bias"]}
-        attn = _f64(block_attention({**nb, "out": b["out"]}, cast(x), config))
+        attn = _f64(_attention_branch({**nb, "out": b["out"]}, cast(x), config=config))
         mid = x @ q.T[:new_dim] + attn  # the signal between attention and MLP, original basis
         q_mid = _rotation(mid, rotation, rng)
         nb["attn_shortcut"] = cast((q.T @ q_mid)[:new_dim, :new_dim])
@@ -145,7 +149,7 @@ def rotate_and_slice(params: dict, config: LMConfig, calib_tokens, new_dim: int,
                      "bias": cast((_f64(b["out"]["bias"]) @ q_mid)[:new_dim])}
         nb["fc1"] = {"kernel": cast((q_mid.T @ _f64(b["fc1"]["kernel"]))[:new_dim]), "bias": b["fc1"]["bias"]}
         mid_rot = x @ _f64(nb["attn_shortcut"]) + attn @ q_mid[:, :new_dim]
-        mlp = _f64(block_mlp({**nb, "fc2": b["fc2"]}, cast(mid_rot), config))
+        mlp = _f64(_mlp_branch({**nb, "fc2": b["fc2"]}, cast(mid_rot), config=config))
         outs = mid_rot @ q_mid.T[:new_dim] + mlp
         q = _rotation(outs, rotation, rng)
         dim = d if i == n_blocks - 1 else new_dim

@@ -47,13 +47,13 @@ def test_magnitude_selection_picks_the_largest_rows(lm):
     assert sorted(chosen) == sorted(np.argsort(-norms)[:int(0.05 * L * F)].tolist())
 
 
-def test_co_permutation_leaves_outputs_unchanged_and_inverts_exactly(lm):
+def test_co_permutation_leaves_outputs_unchanged_and_inverts_exactly(lm, fwd):
     params, config, tok = lm
     rng = np.random.default_rng(0)
     orders = [{"heads": rng.permutation(H), "channels": rng.permutation(F)} for _ in range(L)]
     permuted = co_permute(params, config, orders)
     assert not np.array_equal(permuted["blocks"][0]["fc2"]["kernel"], params["blocks"][0]["fc2"]["kernel"])
-    np.testing.assert_allclose(forward(permuted, tok, config), forward(params, tok, config), atol=2e-5, rtol=0)
+    np.testing.assert_allclose(fwd(permuted, tok, config=config), fwd(params, tok, config=config), atol=2e-5, rtol=0)
     for a, b in zip(jax.tree_util.tree_leaves(unpermute(permuted, config, orders)), jax.tree_util.tree_leaves(params)):
         np.testing.assert_array_equal(a, b)
 
@@ -64,7 +64,7 @@ def test_unit_orders_put_the_selection_first():
     assert orders[1]["heads"].tolist() == [0, 1, 2] and orders[1]["channels"].tolist() == [0, 1, 2, 3, 4]
 
 
-def test_zero_slice_is_a_no_op_and_training_changes_only_the_selected_rows(lm):
+def test_zero_slice_is_a_no_op_and_training_changes_only_the_selected_rows(lm, fwd):
     params, config, tok = lm
     sel = {"heads": [[1], [], [0, 3]], "channels": [[5, 9], [0], []]}
     permuted, ad, orders = s2ft(params, config, sel)
@@ -72,7 +72,7 @@ def test_zero_slice_is_a_no_op_and_training_changes_only_the_selected_rows(lm):
                                  "blocks/2/out/kernel"]
     hd = D // H
     assert ad.params["blocks/2/out/kernel"].shape == (2 * hd, D) and ad.params["blocks/0/fc2/kernel"].shape == (2, D)
-    np.testing.assert_allclose(forward(ad.merge(permuted), tok, config), forward(params, tok, config), atol=2e-5)
+    np.testing.assert_allclose(fwd(ad.merge(permuted), tok, config=config), fwd(params, tok, config=config), atol=2e-5)
     tx = optax.adam(1e-2)
     step = make_adapter_train_step(lambda p, x: forward(p, x, config), permuted, ad, tx)
     state = TrainState.create(ad.params, tx)

@@ -4,13 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparsejax.llm import fold_layernorm, forward, num_params, pca_calc, rotate_and_slice, sliced_dim, slicegpt
+from sparsejax.llm import fold_layernorm, num_params, pca_calc, rotate_and_slice, sliced_dim, slicegpt
 
 D, V = 32, 23
 
 
 @pytest.fixture(scope="module")
-def lm64():
+def lm64(fwd):
     """(params, config, tokens, calibration windows, reference logits) in float64."""
     from sparsejax.llm import init_lm
 
@@ -26,25 +26,25 @@ def lm64():
         params["lm_head"]["bias"] = jnp.asarray(0.1 * rng.standard_normal(V))
         tok = jnp.asarray(rng.integers(0, V, (3, 12)), jnp.int32)
         calib = jnp.asarray(rng.integers(0, V, (8, 12)), jnp.int32)
-        yield params, config, tok, calib, forward(params, tok, config)
+        yield params, config, tok, calib, fwd(params, tok, config=config)
 
 
-def test_layernorm_fold_to_rmsnorm_leaves_logits_unchanged(lm64):
+def test_layernorm_fold_to_rmsnorm_leaves_logits_unchanged(lm64, fwd):
     params, config, tok, _, ref = lm64
     folded, cfg = fold_layernorm(params, config)
     assert cfg.norm == "rmsnorm" and cfg.norm_dim == D and folded["ln_f"] == {} and folded["blocks"][0]["ln1"] == {}
-    np.testing.assert_allclose(forward(folded, tok, cfg), ref, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(fwd(folded, tok, config=cfg), ref, atol=1e-6, rtol=0)
     for b in folded["blocks"]:  # residual writers are mean-free over the output dimension
         np.testing.assert_allclose(b["fc2"]["kernel"].mean(axis=1), 0.0, atol=1e-12)
         np.testing.assert_allclose(b["out"]["bias"].mean(), 0.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("rotation", ["pca", "random", "none"])
-def test_any_orthogonal_rotation_without_slicing_leaves_logits_unchanged(lm64, rotation):
+def test_any_orthogonal_rotation_without_slicing_leaves_logits_unchanged(lm64, fwd, rotation):
     params, config, tok, calib, ref = lm64
     folded, cfg = fold_layernorm(params, config)
     rotated = rotate_and_slice(folded, cfg, calib, D, rotation=rotation, seed=3)
-    np.testing.assert_allclose(forward(rotated, tok, cfg), ref, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(fwd(rotated, tok, config=cfg), ref, atol=1e-6, rtol=0)
     # the shortcut matrices are orthogonal (D x D) and not the identity (a rotation really happened)
     sc = np.asarray(rotated["blocks"][0]["attn_shortcut"])
     np.testing.assert_allclose(sc @ sc.T, np.eye(D), atol=1e-10)
@@ -52,14 +52,14 @@ def test_any_orthogonal_rotation_without_slicing_leaves_logits_unchanged(lm64, r
         assert not np.allclose(sc, np.eye(D))
 
 
-def test_slicing_at_zero_sparsity_is_the_identity(lm64):
+def test_slicing_at_zero_sparsity_is_the_identity(lm64, fwd):
     params, config, tok, calib, ref = lm64
     sliced, cfg = slicegpt(params, config, calib, 0.0)
     assert sliced["tok_embed"].shape == (V, D)
-    np.testing.assert_allclose(forward(sliced, tok, cfg), ref, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(fwd(sliced, tok, config=cfg), ref, atol=1e-6, rtol=0)
 
 
-def test_sliced_shapes_and_parameter_count(lm64):
+def test_sliced_shapes_and_parameter_count(lm64, fwd):
     params, config, tok, calib, ref = lm64
     sliced, cfg = slicegpt(params, config, calib, 0.3)
     d = sliced_dim(D, 0.3)  # int(0.7 * 32) = 22 -> 16
@@ -75,7 +75,7 @@ def test_sliced_shapes_and_parameter_count(lm64):
     per_block_last = per_block - (f * d + d + d * d) + (f * D + D + d * D)
     expected = V * d + 16 * d + per_block + per_block_last + D * V + V
     assert num_params(sliced) == expected
-    logits = forward(sliced, tok, cfg)
+    logits = fwd(sliced, tok, config=cfg)
     assert np.isfinite(np.asarray(logits)).all() and not np.allclose(logits, ref, atol=1e-6)
 
 
