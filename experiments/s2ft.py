@@ -48,9 +48,9 @@ CLAIM = ("S2FT (co-permuted dense slices of random heads/channels) generalises b
 
 MODEL = {"d_model": 64, "n_layers": 4, "n_heads": 8, "max_len": 32, "mlp_ratio": 4}
 PRESETS = {
-    "smoke": {"model": MODEL, "seq_len": 32, "pretrain_sentences": 3000, "pretrain_steps": 500,
+    "smoke": {"model": MODEL, "seq_len": 32, "pretrain_sentences": 10000, "pretrain_steps": 1000,
               "pretrain_lr": 3e-3, "finetune_sentences": 300, "eval_sentences": 400, "finetune_steps": 150,
-              "batch_size": 32, "lr_grid": [3e-3, 1e-2], "seeds": [0, 1, 2], "o_ratio": 0.052, "d_ratio": 0.02,
+              "batch_size": 32, "lr_grid": [1e-3, 5e-3], "seeds": [0, 1, 2], "o_ratio": 0.052, "d_ratio": 0.02,
               "methods": ["no_finetune", "new_rows_only", "s2ft_random", "s2ft_magnitude", "lora", "full",
                           "head_only"]},
     "full": {"model": {**MODEL, "d_model": 128}, "seq_len": 32, "pretrain_sentences": 20000, "pretrain_steps": 3000,

@@ -42,10 +42,10 @@ CLAIM = ("SliceGPT removes up to 25% of parameters (rotate by PCA, delete rows a
 
 MODEL = {"d_model": 64, "n_layers": 4, "n_heads": 4, "max_len": 32, "mlp_ratio": 4}
 PRESETS = {
-    "smoke": {"model": MODEL, "seq_len": 32, "pretrain_sentences": 3000, "eval_sentences": 400, "pretrain_steps": 500,
+    "smoke": {"model": MODEL, "seq_len": 32, "pretrain_sentences": 10000, "eval_sentences": 400, "pretrain_steps": 1000,
               "pretrain_lr": 3e-3, "batch_size": 32, "calibration_windows": 128,
               "sparsities": [0.1, 0.2, 0.25, 0.3, 0.4], "rotations": ["pca", "random", "none"],
-              "rft_sparsities": [0.25], "rft_steps": 100, "rft_rank": 8, "rft_lr": 3e-3},
+              "rft_sparsities": [0.3], "rft_steps": 100, "rft_rank": 8, "rft_lr": 3e-3},
     "full": {"model": {**MODEL, "d_model": 128}, "seq_len": 32, "pretrain_sentences": 20000, "eval_sentences": 1000,
              "pretrain_steps": 3000, "pretrain_lr": 2e-3, "batch_size": 32, "calibration_windows": 128,
              "sparsities": [0.1, 0.2, 0.25, 0.3, 0.4], "rotations": ["pca", "random", "none"],
