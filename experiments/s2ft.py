@@ -207,16 +207,18 @@ def summarize(results: dict) -> str:
     relf = lambda k: costs[k]["flops"] / costs["full"]["flops"]  # noqa: E731
     fit = c["s2ft_beats_lora_on_B"] and c["s2ft_beats_full_on_B"]
     forget = c["s2ft_forgets_less_than_lora"] and c["s2ft_forgets_less_than_full"]
+    lo, fu = c["s2ft_beats_lora_on_B"], c["s2ft_beats_full_on_B"]
+    fit_txt = ("beats LoRA and full FT on B" if fit else "beats full FT but not LoRA on B" if fu
+               else "beats LoRA but not full FT on B" if lo else "worse than LoRA and full FT on B")
+    forget_txt = "forgets A less than both" if forget else "forgets A more than LoRA or full FT"
     if not c["s2ft_beats_bigram_on_B"]:
         verdict = "did not learn (S2FT not below the bigram on B)"
     elif fit and forget:
         verdict = "claim held at this scale"
-    elif fit or forget or c["s2ft_beats_lora_on_B"]:
-        verdict = ("partly held: " + ("beats LoRA and full FT on B" if fit else
-                                      "beats LoRA on B" if c["s2ft_beats_lora_on_B"] else "fit not better")
-                   + ("; forgets less" if forget else "; forgets more than LoRA or full FT"))
+    elif lo or fu or forget:
+        verdict = f"partly held: S2FT {fit_txt}, {forget_txt}"
     else:
-        verdict = "did not hold: S2FT not better than LoRA or full FT on B"
+        verdict = "did not hold: S2FT worse than LoRA and full FT on B and forgets more"
     return (f"{cfg['model']['n_layers']}-layer d={cfg['model']['d_model']} LM pre-trained on grammar A "
             f"({cfg['pretrain_steps']} steps), fine-tuned {cfg['finetune_steps']} steps on {cfg['finetune_sentences']} "
             f"grammar-B sentences, {len(cfg['seeds'])} seeds; S2FT budget {m['budget']['s2ft']} params (official ratios "
