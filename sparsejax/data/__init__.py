@@ -5,6 +5,6 @@ from sparsejax.data.cifar import load_cifar10
 from sparsejax.data.digits import Split, load_digits, synthetic_classification
 
 __all__ = ["Split", "load_digits", "synthetic_classification", "load_cifar10", "batch_indices", "num_batches"]
-from sparsejax.data.grammar import VOCAB, GrammarCorpus, decode, grammar_corpus, lm_windows  # noqa: E402
+from sparsejax.data.grammar import VOCAB, VOCAB_SHIFTED, GrammarCorpus, decode, grammar_corpus, lm_windows  # noqa: E402
 
-__all__ += ["grammar_corpus", "lm_windows", "decode", "GrammarCorpus", "VOCAB"]
+__all__ += ["grammar_corpus", "lm_windows", "decode", "GrammarCorpus", "VOCAB", "VOCAB_SHIFTED"]

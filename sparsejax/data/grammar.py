@@ -7,6 +7,13 @@ decoder LM has both local and longer-range structure to learn. Sampling is a pur
 seed (NumPy ``Generator``); sentences longer than ``max_len`` tokens are redrawn.
 
 Token ids: ``0 = <pad>``, ``1 = <bos>``, ``2 = <eos>``, then the words in sorted order.
+
+A shifted domain for fine-tuning and forgetting studies: grammar ``"B"`` (:data:`GRAMMAR_B`) keeps
+the syntax of ``"A"`` (:data:`GRAMMAR`) but changes the production probabilities (more plural
+subjects, prepositional phrases, adjectives and embedded clauses, other determiner and word
+frequencies) and adds new nouns and verbs. Their ids follow grammar A's
+(:data:`VOCAB_SHIFTED` = :data:`VOCAB` + the new words in sorted order), so a model with
+``len(VOCAB_SHIFTED)`` outputs reads both corpora and A's ids never move.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sparsejax.core.validation import check_index_range, check_int
+from sparsejax.core.validation import check_choice, check_index_range, check_int
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -43,12 +50,47 @@ GRAMMAR: dict[str, list[tuple[float, tuple[str, ...]]]] = {
 }
 
 
-def _words() -> tuple[str, ...]:
-    return tuple(sorted({s for rules in GRAMMAR.values() for _, rhs in rules for s in rhs if s not in GRAMMAR}))
+
+def _uniform(words: tuple[str, ...]) -> list[tuple[float, tuple[str, ...]]]:
+    return [(1 / len(words), (w,)) for w in words]
 
 
-VOCAB: tuple[str, ...] = SPECIALS + _words()
-_INDEX = {w: i for i, w in enumerate(VOCAB)}
+def _shifted() -> dict[str, list[tuple[float, tuple[str, ...]]]]:
+    """Grammar B: grammar A with new production probabilities and new nouns/verbs."""
+    g = dict(GRAMMAR)
+    g.update({
+        "S": [(0.3, ("NP_sg", "VP_sg")), (0.7, ("NP_pl", "VP_pl"))],
+        "NP_sg": [(0.3, ("Det_sg", "N_sg")), (0.45, ("Det_sg", "Adj", "N_sg")), (0.25, ("NP_sg", "PP"))],
+        "NP_pl": [(0.3, ("Det_pl", "N_pl")), (0.45, ("Det_pl", "Adj", "N_pl")), (0.25, ("NP_pl", "PP"))],
+        "NP": [(0.3, ("NP_sg",)), (0.7, ("NP_pl",))],
+        "VP_sg": [(0.3, ("V_sg", "NP")), (0.2, ("Vi_sg",)), (0.3, ("Vi_sg", "PP")), (0.2, ("Vs_sg", "that", "S"))],
+        "VP_pl": [(0.3, ("V_pl", "NP")), (0.2, ("Vi_pl",)), (0.3, ("Vi_pl", "PP")), (0.2, ("Vs_pl", "that", "S"))],
+        "Det_sg": [(0.1, ("the",)), (0.5, ("a",)), (0.1, ("every",)), (0.3, ("this",))],
+        "Det_pl": [(0.1, ("the",)), (0.5, ("some",)), (0.1, ("many",)), (0.3, ("these",))],
+        "N_sg": _uniform(("dog", "cat", "robot", "fox", "pilot", "lizard")),
+        "N_pl": _uniform(("dogs", "cats", "robots", "foxes", "pilots", "lizards")),
+        "Adj": [(0.1, ("small",)), (0.1, ("red",)), (0.4, ("clever",)), (0.1, ("old",)), (0.3, ("quiet",))],
+        "V_sg": _uniform(("sees", "likes", "follows", "paints")),
+        "V_pl": _uniform(("see", "like", "follow", "paint")),
+        "Vi_sg": _uniform(("sleeps", "jumps", "waits")),
+        "Vi_pl": _uniform(("sleep", "jump", "wait")),
+        "P": [(0.1, ("near",)), (0.2, ("with",)), (0.2, ("under",)), (0.5, ("behind",))],
+    })
+    return g
+
+
+GRAMMAR_B = _shifted()
+GRAMMARS = {"A": GRAMMAR, "B": GRAMMAR_B}
+
+
+def _words(grammar: dict) -> set[str]:
+    return {s for rules in grammar.values() for _, rhs in rules for s in rhs if s not in grammar}
+
+
+VOCAB: tuple[str, ...] = SPECIALS + tuple(sorted(_words(GRAMMAR)))
+NEW_WORDS: tuple[str, ...] = tuple(sorted(_words(GRAMMAR_B) - set(VOCAB)))
+VOCAB_SHIFTED: tuple[str, ...] = VOCAB + NEW_WORDS
+_INDEX = {w: i for i, w in enumerate(VOCAB_SHIFTED)}
 
 
 class GrammarCorpus(NamedTuple):
@@ -60,14 +102,15 @@ class GrammarCorpus(NamedTuple):
     vocab: tuple[str, ...]
 
 
-def sample_sentence(rng: np.random.Generator, max_depth: int = 8) -> list[str]:
-    """One sentence (list of words) drawn top-down from ``GRAMMAR``; below ``max_depth`` only
-    non-recursive productions are used, so every draw terminates."""
+def sample_sentence(rng: np.random.Generator, max_depth: int = 8, grammar: dict | None = None) -> list[str]:
+    """One sentence (list of words) drawn top-down from ``grammar`` (default ``GRAMMAR``); below
+    ``max_depth`` only non-recursive productions are used, so every draw terminates."""
+    grammar = GRAMMAR if grammar is None else grammar
 
     def expand(symbol: str, depth: int) -> list[str]:
-        if symbol not in GRAMMAR:
+        if symbol not in grammar:
             return [symbol]
-        rules = GRAMMAR[symbol]
+        rules = grammar[symbol]
         if depth >= max_depth:
             rules = [(p, rhs) for p, rhs in rules if not any(s in ("S", symbol, "NP", "PP") for s in rhs)] or rules
         probs = np.array([p for p, _ in rules])
@@ -77,9 +120,12 @@ def sample_sentence(rng: np.random.Generator, max_depth: int = 8) -> list[str]:
     return expand("S", 0)
 
 
-def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24) -> GrammarCorpus:
-    """``n_sentences`` tokenised PCFG sentences, padded to ``max_len`` (sentences needing more than
-    ``max_len`` tokens including ``<bos>``/``<eos>`` are redrawn). Deterministic in ``seed``."""
+def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24, grammar: str = "A") -> GrammarCorpus:
+    """``n_sentences`` tokenised PCFG sentences of ``grammar`` (``"A"`` or the shifted ``"B"``),
+    padded to ``max_len`` (sentences needing more than ``max_len`` tokens including
+    ``<bos>``/``<eos>`` are redrawn). Deterministic in ``seed``. Grammar A's corpus carries
+    ``vocab = VOCAB``, grammar B's ``VOCAB_SHIFTED`` (A's ids are the same in both)."""
+    check_choice("grammar", grammar, sorted(GRAMMARS))
     n_sentences = check_int("n_sentences", n_sentences, minimum=1)
     check_int("seed", seed, minimum=0)
     max_len = check_int("max_len", max_len)
@@ -90,13 +136,13 @@ def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24) -> Gramma
     lengths = np.zeros(n_sentences, np.int32)
     for i in range(n_sentences):
         while True:
-            words = sample_sentence(rng)
+            words = sample_sentence(rng, grammar=GRAMMARS[grammar])
             if len(words) + 2 <= max_len:
                 break
         ids = [BOS] + [_INDEX[w] for w in words] + [EOS]
         tokens[i, : len(ids)] = ids
         lengths[i] = len(ids)
-    return GrammarCorpus(tokens, lengths, VOCAB)
+    return GrammarCorpus(tokens, lengths, VOCAB if grammar == "A" else VOCAB_SHIFTED)
 
 
 def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
@@ -110,7 +156,7 @@ def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
     return stream[: n_windows * (seq_len + 1)].reshape(n_windows, seq_len + 1)
 
 
-def decode(tokens, vocab: tuple[str, ...] = VOCAB) -> str:
+def decode(tokens, vocab: tuple[str, ...] = VOCAB_SHIFTED) -> str:
     """Token ids -> space-separated words, dropping ``<pad>``. Ids outside the vocabulary raise
     (a negative id would otherwise wrap around to the end of the vocabulary)."""
     ids = np.asarray(tokens)

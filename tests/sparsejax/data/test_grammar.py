@@ -52,3 +52,24 @@ def test_errors():
         grammar_corpus(3, max_len=4)
     with pytest.raises(ValueError, match="window"):
         lm_windows(grammar_corpus(1, seed=0), 1000)
+
+
+def test_shifted_grammar_b_keeps_a_ids_and_adds_new_words():
+    from sparsejax.data import VOCAB_SHIFTED
+    from sparsejax.data.grammar import GRAMMAR_B, NEW_WORDS
+
+    for lhs, rules in GRAMMAR_B.items():
+        assert abs(sum(p for p, _ in rules) - 1.0) < 1e-9, lhs
+    assert VOCAB_SHIFTED[: len(VOCAB)] == VOCAB and set(NEW_WORDS).isdisjoint(VOCAB) and len(NEW_WORDS) == 14
+    a = grammar_corpus(400, seed=1, grammar="A")
+    b = grammar_corpus(400, seed=1, grammar="B")
+    assert b.vocab == VOCAB_SHIFTED and a.vocab == VOCAB
+    assert a.tokens.max() < len(VOCAB) and b.tokens.max() >= len(VOCAB)
+    new_frac = np.isin(b.tokens, np.arange(len(VOCAB), len(VOCAB_SHIFTED))).sum() / (b.lengths - 2).sum()
+    assert 0.1 < new_frac < 0.5
+    # changed probabilities: B starts with a plural subject 70% of the time, A 50%
+    first_plural = lambda c: np.mean([any(c.vocab[t] in PL_NOUNS | {"foxes", "pilots", "lizards"} for t in row[1:4])  # noqa: E731
+                                      for row in c.tokens])
+    assert first_plural(b) > first_plural(a) + 0.1
+    with pytest.raises(ValueError, match="grammar"):
+        grammar_corpus(3, grammar="C")
