@@ -8,8 +8,8 @@ uniform capacity m = kN/F, Mutual Choice), every auxiliary loss in ``aux`` (none
 aux_k, the reconstructed aux_zipf of :mod:`sparsejax.sae.model`) and every k. All methods see the
 same tokens, steps and batch size N (matched budget and parameter count).
 
-Metrics on held-out tokens: normalised MSE under the shared inference rule (global threshold,
-see :mod:`sparsejax.sae.model`) and under each method's own batch allocation on eval batches of
+Metrics on held-out tokens: normalised MSE under the shared inference rule (one global threshold
+calibrated on the training tokens to the method's training L0, see :mod:`sparsejax.sae.model`) and under each method's own batch allocation on eval batches of
 the training size; the inference L0; the dead fraction (latents that never fire on the eval
 tokens) and the training-time dead fraction (no firing in the last ``dead_steps`` steps);
 ground-truth recovery (mean over true directions of the max cosine with a decoder column).
@@ -28,7 +28,7 @@ import optax
 from experiments._stats import cell, fmt_mean_std, is_finite
 from sparsejax.sae import (
     allocate, decode, encode_inference, init_sae, init_state, make_sae_step, mean_max_cosine, nmse,
-    pre_activations, random_directions, sample_superposition,
+    calibrate_threshold, pre_activations, random_directions, sample_superposition,
 )
 
 PAPERS = ("P37",)
@@ -38,7 +38,7 @@ CLAIM = ("Feature Choice and Mutual Choice SAEs have fewer (FC: zero) dead featu
 _COMMON = {"alpha": 1.0, "lr": 3e-3, "aux_coef": 1 / 32, "dead_steps": 50, "ema": 0.99,
            "methods": ["topk", "feature_choice", "mutual_choice"], "aux": ["none", "aux_k", "aux_zipf"]}
 PRESETS = {
-    "smoke": {**_COMMON, "d": 32, "n_true": 128, "n_features": 256, "mean_active": 6.0, "ks": [4, 8, 16],
+    "smoke": {**_COMMON, "d": 32, "n_true": 64, "n_features": 256, "mean_active": 6.0, "ks": [4, 8, 16],
               "batch": 256, "steps": 300, "train_tokens": 16384, "eval_tokens": 4096, "seeds": [0]},
     "full": {**_COMMON, "d": 64, "n_true": 512, "n_features": 512, "mean_active": 8.0, "ks": [4, 8, 16],
              "batch": 1024, "steps": 3000, "train_tokens": 262144, "eval_tokens": 10240, "seeds": [0, 1, 2]},
@@ -63,10 +63,18 @@ def train_sae(x_pool, config: dict, method: str, aux: str, k: int, key):
     return state
 
 
-def evaluate_sae(state, x_eval, dirs, method: str, k: int, batch: int, dead_steps: int) -> dict:
-    """Held-out metrics of one trained SAE (shared inference rule and the method's own batch rule)."""
+def evaluate_sae(state, x_pool, x_eval, dirs, method: str, k: int, batch: int, dead_steps: int) -> dict:
+    """Held-out metrics of one trained SAE (shared inference rule and the method's own batch rule).
+
+    The inference threshold is calibrated on the training pool to the method's mean training L0
+    (its own allocation on training batches of size ``batch``).
+    """
     params = state.params
-    z = encode_inference(params, x_eval, state.threshold)
+    n_pool = (x_pool.shape[0] // batch) * batch
+    train_l0 = float(jax.vmap(lambda b: (allocate(pre_activations(params, b), method, k)
+                                         & (pre_activations(params, b) > 0)).sum(1).mean())(
+        x_pool[:n_pool].reshape(-1, batch, x_pool.shape[1])).mean())
+    z = encode_inference(params, x_eval, calibrate_threshold(params, x_pool, train_l0))
     n = (x_eval.shape[0] // batch) * batch
     xb = x_eval[:n].reshape(-1, batch, x_eval.shape[1])
     own = jax.vmap(lambda b: decode(params, jax.nn.relu(pre_activations(params, b))
@@ -103,7 +111,7 @@ def run(config: dict, ctx) -> dict:
             for method in config["methods"]:
                 for aux in config["aux"]:
                     state = train_sae(x_pool, config, method, aux, k, k_init)
-                    res = evaluate_sae(state, x_eval, dirs, method, k, config["batch"], config["dead_steps"])
+                    res = evaluate_sae(state, x_pool, x_eval, dirs, method, k, config["batch"], config["dead_steps"])
                     rows.append({"seed": seed, "k": k, "method": method, "aux": aux, **res})
                     ctx.log(f"seed {seed} k={k} {method}/{aux}: nmse {res['nmse']:.3f} (batch rule "
                             f"{res['nmse_batch_rule']:.3f}) L0 {res['l0']:.2f} dead {res['dead_fraction']:.3f} "

@@ -13,6 +13,7 @@ from sparsejax.sae.model import (
     AUX_LOSSES,
     SAEState,
     aux_reconstruction_loss,
+    calibrate_threshold,
     decode,
     encode,
     encode_inference,
@@ -31,6 +32,6 @@ __all__ = [
     "METHODS", "AUX_LOSSES", "allocate", "topk_mask", "feature_choice_mask", "mutual_choice_mask", "row_top_k_mask",
     "uniform_capacities", "zipf_capacities", "SAEState", "init_sae", "init_state", "make_sae_step",
     "pre_activations", "encode", "encode_inference", "decode", "nmse", "normalize_decoder",
-    "project_decoder_grad", "zipf_underuse_weights", "aux_reconstruction_loss", "random_directions",
+    "project_decoder_grad", "zipf_underuse_weights", "aux_reconstruction_loss", "calibrate_threshold", "random_directions",
     "sample_superposition", "mean_max_cosine",
 ]

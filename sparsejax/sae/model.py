@@ -22,11 +22,9 @@ from a published implementation.
   ``u_i * ReLU(pre)`` for the top ``k_aux`` auxiliary latents, which reconstruct ``e`` as in aux_k.
   With 0/1 weights (dead or not) it is exactly aux_k.
 * Inference rule [R], the same for every method (TopK included): ``z = ReLU(pre) * (pre > theta)``
-  per token. ``theta`` is an EMA over training steps of the batch level that keeps as many entries
-  as the method selected: with ``a`` positive selected entries in a batch, the ``a``-th largest
-  ``ReLU(pre)`` of the batch (for Mutual Choice exactly its smallest selected value, as in the
-  global threshold later BatchTopK SAEs keep). Inference is then per token, batch-free, and has
-  about the training L0 on average for every method.
+  per token, with one global ``theta`` calibrated after training on training tokens
+  (:func:`calibrate_threshold`) so that the mean L0 equals the method's mean training L0 (the
+  global threshold later BatchTopK SAEs keep). Inference is then per token and batch-free.
 """
 from __future__ import annotations
 
@@ -48,7 +46,6 @@ class SAEState(NamedTuple):
     opt_state: optax.OptState
     steps_since_fired: jax.Array  # (F,) int32
     freq_ema: jax.Array           # (F,) fraction of tokens on which each feature fired
-    threshold: jax.Array          # () inference threshold theta
     step: jax.Array               # () int32
 
 
@@ -82,6 +79,14 @@ def encode_inference(params: dict, x: jax.Array, threshold) -> jax.Array:
     """The inference rule shared by every method: ``ReLU(pre) * (pre > threshold)`` per token."""
     pre = pre_activations(params, x)
     return jnp.where(pre > threshold, jax.nn.relu(pre), 0.0)
+
+
+def calibrate_threshold(params: dict, x: jax.Array, l0: float) -> jax.Array:
+    """Global threshold ``theta``: ``pre > theta`` keeps ``round(l0 * N)`` entries of ``ReLU(pre)`` over ``x`` (N, d)."""
+    l0 = check_number("l0", l0, minimum=0.0)
+    acts = jax.nn.relu(pre_activations(params, x)).reshape(-1)
+    n_keep = min(max(int(round(l0 * x.shape[0])), 1), acts.size - 1)
+    return jnp.maximum(-jnp.sort(-acts)[n_keep], 0.0)
 
 
 def nmse(x: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -127,10 +132,9 @@ def aux_reconstruction_loss(params: dict, pre: jax.Array, residual: jax.Array, w
 
 
 def init_state(params: dict, optimizer: optax.GradientTransformation) -> SAEState:
-    """Fresh training state: no feature has fired, threshold 0."""
+    """Fresh training state: no feature has fired yet."""
     f = params["W_dec"].shape[1]
-    return SAEState(params, optimizer.init(params), jnp.zeros(f, jnp.int32), jnp.zeros(f), jnp.zeros(()),
-                    jnp.zeros((), jnp.int32))
+    return SAEState(params, optimizer.init(params), jnp.zeros(f, jnp.int32), jnp.zeros(f), jnp.zeros((), jnp.int32))
 
 
 def make_sae_step(optimizer: optax.GradientTransformation, method: str, k: int, *, aux: str = "none",
@@ -141,7 +145,7 @@ def make_sae_step(optimizer: optax.GradientTransformation, method: str, k: int, 
 
     ``method`` in ``METHODS``; ``aux`` in ``AUX_LOSSES``; ``k_aux`` defaults to ``d // 2``; a latent is
     dead after ``dead_steps`` steps without firing; ``zipf_exponent`` shapes Feature Choice
-    capacities (0: uniform m = kN/F); ``ema`` smooths firing frequencies and the inference threshold.
+    capacities (0: uniform m = kN/F); ``ema`` smooths the firing frequencies aux_zipf uses.
     """
     check_choice("method", method, METHODS)
     check_choice("aux", aux, AUX_LOSSES)
@@ -175,13 +179,8 @@ def make_sae_step(optimizer: optax.GradientTransformation, method: str, k: int, 
         params = normalize_decoder(optax.apply_updates(state.params, updates))
         active = z > 0
         fired = active.any(0)
-        n_active = active.sum()
-        ranked = jax.lax.top_k(jax.nn.relu(pre_activations(state.params, x)).reshape(-1), k * x.shape[0])[0]
-        level = jnp.where(n_active > 0, ranked[jnp.clip(n_active - 1, 0, ranked.shape[0] - 1)], state.threshold)
-        threshold = jnp.where(state.step == 0, level, ema * state.threshold + (1 - ema) * level)
         freq = jnp.where(state.step == 0, active.mean(0), ema * state.freq_ema + (1 - ema) * active.mean(0))
-        new = SAEState(params, opt_state, jnp.where(fired, 0, state.steps_since_fired + 1), freq, threshold,
-                       state.step + 1)
+        new = SAEState(params, opt_state, jnp.where(fired, 0, state.steps_since_fired + 1), freq, state.step + 1)
         metrics = {"nmse": recon, "aux": aux_loss, "l0": active.sum(1).mean(),
                    "dead_fraction": (new.steps_since_fired >= dead_steps).mean()}
         return new, metrics

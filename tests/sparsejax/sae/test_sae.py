@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from sparsejax.sae import (
-    aux_reconstruction_loss, feature_choice_mask, init_sae, init_state, make_sae_step, mean_max_cosine,
+    aux_reconstruction_loss, calibrate_threshold, encode_inference, feature_choice_mask, init_sae, init_state, make_sae_step, mean_max_cosine,
     mutual_choice_mask, random_directions, sample_superposition, topk_mask, uniform_capacities,
     zipf_capacities, zipf_underuse_weights,
 )
@@ -94,3 +94,10 @@ def test_step_keeps_unit_decoder_columns_and_learns():
         np.testing.assert_allclose(np.linalg.norm(np.asarray(state.params["W_dec"]), axis=0), 1.0, atol=1e-5)
     assert float(m["nmse"]) < first and float(m["l0"]) <= 3.0 + 1e-6
     assert 0.0 < float(mean_max_cosine(dirs, state.params["W_dec"])) <= 1.0
+
+
+def test_calibrated_threshold_gives_requested_mean_l0():
+    params = init_sae(jax.random.PRNGKey(0), 8, 32)
+    x = jax.random.normal(jax.random.PRNGKey(1), (100, 8))
+    z = encode_inference(params, x, calibrate_threshold(params, x, 3.0))
+    assert int((np.asarray(z) > 0).sum()) == 300
