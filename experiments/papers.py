@@ -117,7 +117,8 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P36', 'Dynamic Constrained Submodular Optimization with Polylogarithmic Update…',
           'sparsejax/algorithms/', 'planned'),
     Paper('P37', 'Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse…',
-          'sparsejax/sae/', 'planned'),
+          'sparsejax/sae/', 'partial', 'no official code: aux_zipf and the shared threshold inference rule are '
+          'reconstructions; synthetic superposition data only, LM residual-stream / loss-recovered part missing'),
     Paper('P38', 'SparseSSP: 3D Subcellular Structure Prediction from Sparse-View…',
           'generative/reconstruction/', 'planned'),
     Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',
