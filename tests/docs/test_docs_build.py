@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-API_PAGES = ["core", "structured", "quant", "kernels", "pruning", "train", "data", "nn", "llm", "moe", "regularizers", "nas",
+API_PAGES = ["core", "structured", "quant", "kernels", "pruning", "train", "data", "nn", "llm", "moe", "sae", "regularizers", "nas",
              "ponita", "lie", "spe", "ot", "lightsb", "pde", "diffusion"]
 
 
