@@ -7,7 +7,9 @@ from sparsejax.structured.gradient_flow import (
     OFFICIAL_DECAY_COEF,
     exponential_mask_decay,
     frame_index,
+    densify_structure_levels,
     geometric_structure_levels,
+    level_schedule,
     level_mask,
     linear_mask_decay,
     nm_recipe,
@@ -32,7 +34,8 @@ from sparsejax.structured.sparse_ift import (
 
 __all__ = [
     "nm_mask", "nm_keep", "is_nm_sparse", "sr_ste", "SRSTEState", "ste_sparse", "linear_mask_decay",
-    "exponential_mask_decay", "stepwise_structure_decay", "geometric_structure_levels", "frame_index", "level_mask",
+    "exponential_mask_decay", "stepwise_structure_decay", "geometric_structure_levels", "densify_structure_levels",
+    "level_schedule", "frame_index", "level_mask",
     "OFFICIAL_DECAY_COEF", "structure_decay_levels", "nm_recipe", "NMRecipe",
     "METHODS", "FAMILIES", "IsoFLOPLayer", "IsoFLOPPlan", "KernelPlan", "SparseIFTMLP", "SparseIFTCNN",
     "count_flops", "isoflop_plan", "sparse_ift_mask", "wide_factor",

@@ -7,13 +7,14 @@ from experiments.runner import run_experiment
 def test_nm_gradient_flow_end_to_end(tmp_path):
     res = run_experiment(
         "nm_gradient_flow", "smoke", out=tmp_path, quiet=True,
-        overrides=['tasks=["lm"]', 'patterns=["2:4"]', 'methods=["srste", "structure_decay_geometric"]',
+        overrides=['tasks=["lm"]', 'patterns=["2:4"]', 'methods=["srste", "structure_decay_geometric", "structure_decay_densify"]',
                    "steps=3", "batch_size=8", "d_model=8", "n_layers=1", "n_heads=2", "lm_sentences=30",
                    "seq_len=8"],
     )
     metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
     assert metrics["all_final_weights_exact_nm"] is True
-    assert {r["method"] for r in res["metrics"]["rows"]} == {"dense", "srste", "structure_decay_geometric"}
+    assert {r["method"] for r in res["metrics"]["rows"]} == {"dense", "srste", "structure_decay_geometric",
+                                                         "structure_decay_densify"}
     assert set(metrics["by_task"]) == {"lm"}
     assert metrics["by_task"]["lm"]["2:4"]["srste"] > 1.0  # a perplexity
     assert (tmp_path / "nm_gradient_flow.png").exists()
