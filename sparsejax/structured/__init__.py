@@ -45,11 +45,13 @@ from sparsejax.structured.group import (  # noqa: E402
     GroupCompressed, group_compress, group_decompress, group_mask, group_masks, group_nbytes, group_norms,
     is_group_sparse,
 )
+from sparsejax.structured.rearrange import Rearrangement, kept_energy, permute_channels, rearrange_channels  # noqa: E402
 from sparsejax.structured.nm_format import NMCompressed, nm_compress, nm_decompress, nm_nbytes  # noqa: E402
 
 __all__ += [
     "group_norms", "group_mask", "group_masks", "is_group_sparse", "GroupCompressed", "group_compress",
-    "group_decompress", "group_nbytes", "NMCompressed", "nm_compress", "nm_decompress", "nm_nbytes",
+    "group_decompress", "group_nbytes", "Rearrangement", "kept_energy", "permute_channels", "rearrange_channels",
+    "NMCompressed", "nm_compress", "nm_decompress", "nm_nbytes",
 ]
 # block sparsity: masks of whole (bk, bn) tiles (the format served by sparsejax.kernels.block_sparse_matmul)
 from sparsejax.structured.block import block_mask, block_norms, is_block_sparse  # noqa: E402
