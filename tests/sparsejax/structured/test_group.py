@@ -82,10 +82,15 @@ def test_group_sparsity_experiment_end_to_end(tmp_path):
 
     res = run_experiment("group_sparsity", "smoke", out=tmp_path, quiet=True,
                          overrides=["dense_steps=20", "finetune_steps=5", "sparsities=[0.5]", "group_sizes=[8]",
-                                    "hidden=[32]"])
+                                    "hidden=[32]", "swaps=50"])
     metrics = res.get("metrics", res)
     assert {"rows", "summary", "claims"} <= set(metrics)
     methods = {r["method"] for r in metrics["rows"]}
     assert methods == {"dense", "unstructured", "2:4", "group"}
     assert all(abs(r["measured_sparsity"] - 0.5) < 1e-6 for r in metrics["rows"] if r["method"] != "dense")
+    groups = {(r["group_axis"], r["rearranged"]): r for r in metrics["rows"] if r["method"] == "group"}
+    assert set(groups) == {("input", False), ("input", True), ("output", False), ("output", True)}
+    for axis in ("input", "output"):  # the rearrangement never keeps less weight energy
+        assert groups[(axis, True)]["kept_energy"] >= groups[(axis, False)]["kept_energy"] - 1e-9
+    assert set(metrics["claims"]["0.5"]["rearrangement_gain"]) == {"group g=8@0.5", "group-out g=8@0.5"}
     assert list(tmp_path.rglob("*.png"))
