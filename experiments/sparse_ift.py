@@ -33,7 +33,7 @@ CLAIM = ("P14: replacing dense layers by sparse iso-FLOP transformations (Wide, 
 PRESETS = {
     "smoke": {
         "models": ["mlp", "cnn"], "families": ["wide", "parallel", "factorized", "doped"],
-        "sparsities": [0.5, 0.75, 0.9], "dst": "rigl", "steps": 400, "batch_size": 64, "learning_rate": 3e-3,
+        "sparsities": [0.5, 0.9], "dst": "rigl", "steps": 300, "batch_size": 64, "learning_rate": 3e-3,
         "update_every": 50, "drop_fraction": 0.3, "dst_end_frac": 0.75, "mlp_hidden": [32, 64, 64],
         "cnn_channels": [4, 16], "cnn_hidden": 64, "seeds": [0, 1, 2], "checkpoint_every": 0,
     },
