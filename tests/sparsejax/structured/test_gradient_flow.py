@@ -38,7 +38,7 @@ def test_structure_levels_and_stepwise_schedule():
     sched = stepwise_structure_decay(1, 8, begin_step=10, end_step=50)  # 4 frames of 10 steps
     got = [int(sched(t)) for t in (0, 9, 10, 19, 20, 30, 40, 49, 50, 500)]
     assert got == [8, 8, 7, 7, 4, 2, 1, 1, 1, 1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"end_step \(10\) must be > begin_step \(10\)"):
         stepwise_structure_decay(1, 8, 10, 10)
 
 
