@@ -73,3 +73,12 @@ def test_errors():
         sj.unpack_mask(np.ones(3, bool))
     with pytest.raises(ValueError, match="packed must be one of"):
         sj.keep_mask(optax.sgd(0.1), None, packed="bits")
+
+
+def test_create_static_sparse_with_packed_masks():
+    params = {"w": jnp.ones((8, 8))}
+    tx = sj.create({"algorithm": "static_sparse", "sparsity": 0.5, "dist_type": "uniform", "packed_masks": "uint32"},
+                   optax.sgd(0.1))
+    state = tx.init(params)
+    assert isinstance(state.mask["w"], PackedMask) and state.mask["w"].nbytes == 8
+    assert int(sj.unpack_mask(state.mask["w"]).sum()) == 32
