@@ -45,13 +45,15 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P3', 'GQSA: Group Quantization and Sparsity for Accelerating Large Language…',
           'sparsejax/quant/', 'done'),
     Paper('P4', 'The Unreasonable Effectiveness of Random Pruning: Return of the Most…',
-          'sparsejax/core/', 'done'),
+          'sparsejax/core/', 'done', 'uniform, ER, ERK (+ erk_power_scale), uniform+ and random masks at SNIP/GraSP '
+          'ratios; masked step overhead measured by bench_masked_step'),
     Paper('P5', 'Sparse Model Soups: A Recipe for Improved Pruning via Model Averaging',
           'sparsejax/pruning/', 'done', 'claim not reproduced at smoke scale (digits CNN)'),
     Paper('P6', 'Faster Algorithms for Text-to-Pattern Hamming Distances',
           'sparsejax/algorithms/', 'planned'),
     Paper('P7', 'Progressive Gradient Flow for Robust N:M Sparsity Training in…',
-          'sparsejax/structured/', 'done'),
+          'sparsejax/structured/', 'done', 'all four recipes (MDGF-Linear/Exp, SDGF-Stepwise/Geometric) plus the '
+          'official densify decay; official decay coefficient 2e-4 (per-T option); tiny ViT/LM, 1 seed'),
     Paper('P8', 'Likelihood Adjusted Semidefinite Programs for Clustering Heterogeneous…',
           'geometry/clustering/', 'planned'),
     Paper('P9', 'A Nearly-Optimal Bound for Fast Regression with ell_infty Guarantee',
@@ -65,7 +67,8 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P13', 'Towards Competitive Search Relevance For Inference-Free Learned Sparse…',
           'sparsejax/retrieval/', 'planned'),
     Paper('P14', 'Sparse Iso-FLOP Transformations for Maximizing Training Efficiency',
-          'sparsejax/structured/sparse_ift.py', 'done'),
+          'sparsejax/structured/sparse_ift.py', 'done', 'official layer structure (norm per Parallel branch, '
+          'LN+ReLU between U and V, dense stem and head) with LayerNorm for BN; exactly iso-FLOP; digits, 3 seeds'),
     Paper('P15', 'Solving High-Dimensional PDEs with Latent Spectral Models',
           'generative/pde/', 'done'),
     Paper('P16', 'Shortcut Partitions in Minor-Free Graphs: Steiner Point Removal…',
@@ -98,7 +101,8 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P27', 'FLoRA: Low-Rank Core Space for N-dimension',
           'sparsejax/llm/', 'done', 'conv/dense/embedding adapters; digits CNN 0-4 to 5-9 and inverted; no adapter dropout'),
     Paper('P28', 'SparseByteNN: A Novel Mobile Inference Acceleration Framework Based on…',
-          'sparsejax/structured/group.py', 'done'),
+          'sparsejax/structured/group.py', 'partial', 'input- and output-axis groups and a reconstructed '
+          'whole-network channel rearrangement (method text unavailable); per-operator patterns not done'),
     Paper('P29', 'Accelerating Sinkhorn Algorithm with Sparse Newton Iterations',
           'generative/ot/', 'done'),
     Paper('P30', 'Solving 3D Inverse Problems using Pre-trained 2D Diffusion Models',

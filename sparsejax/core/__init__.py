@@ -9,6 +9,7 @@ from sparsejax.core.densities import (
     uniform_plus_densities,
 )
 from sparsejax.core.masks import apply_mask, keep_count, magnitude_mask, random_mask, sparsity, top_k_mask
+from sparsejax.core.packed import PackedMask, pack_mask, pack_masks, unpack_mask, unpack_masks
 from sparsejax.core.report import Report, compressed_nbytes, report
 from sparsejax.core.sparsity_types import (
     Block,
@@ -47,5 +48,5 @@ __all__ = [
     "SparsityType", "Unstructured", "NByM", "Block", "Channel", "Group", "parse_sparsity_type",
     "create", "register_algorithm", "all_algorithm_names", "ALGORITHM_REGISTRY", "ste_magnitude_pruning",
     "saliency_scores", "snip_scores", "grasp_scores", "activation_norms", "wanda_scores", "wanda_mask",
-    "ratios_from_scores",
+    "ratios_from_scores", "PackedMask", "pack_mask", "unpack_mask", "pack_masks", "unpack_masks",
 ]

@@ -22,7 +22,8 @@ Keys (jaxpruner's, all optional but ``algorithm`` and ``sparsity``): ``dist_type
 ``update_freq``, ``update_start_step``, ``update_end_step`` (a one-shot prune when equal; default
 0 and 0), ``drop_fraction`` (SET/RigL, default 0.3), ``rng_seed``, ``custom_sparsity_map`` (leaf-path
 glob -> sparsity or ``None``), ``filter_fn`` (``(path, leaf) -> bool``), plus sparsejax's knobs
-``power``, ``initial_sparsity``, ``erk_power_scale``, ``skip_step``, ``reset_state``, ``drop_rule``.
+``power``, ``initial_sparsity``, ``erk_power_scale``, ``skip_step``, ``reset_state``, ``drop_rule``,
+``packed_masks`` (``static_sparse``: ``"uint8"``/``"uint32"`` bit-packed mask in the state).
 Unlike jaxpruner, SET/RigL get the drop fraction's cosine decay only for ``rigl`` (SET keeps it
 constant, as in the SET paper) unless ``drop_schedule`` says otherwise.
 """
@@ -41,7 +42,7 @@ from sparsejax.core.validation import check_choice
 
 KEYS = ("algorithm", "sparsity", "dist_type", "sparsity_type", "update_freq", "update_start_step", "update_end_step",
         "drop_fraction", "drop_schedule", "rng_seed", "custom_sparsity_map", "filter_fn", "power", "initial_sparsity",
-        "erk_power_scale", "skip_step", "reset_state", "drop_rule")
+        "erk_power_scale", "skip_step", "reset_state", "drop_rule", "packed_masks")
 
 ALGORITHM_REGISTRY: dict[str, Callable[[dict, optax.GradientTransformation], optax.GradientTransformation]] = {}
 
@@ -112,7 +113,7 @@ def _ste(c, inner):
 
 for _name, _factory in {
     "no_prune": lambda c, inner: inner,
-    "static_sparse": lambda c, inner: keep_mask(inner, _initial_mask(c)),
+    "static_sparse": lambda c, inner: keep_mask(inner, _initial_mask(c), packed=c.get("packed_masks")),
     "magnitude": _gradual("magnitude"), "random": _gradual("random"), "saliency": _gradual("saliency"),
     "global_magnitude": _gradual("global_magnitude"), "global_saliency": _gradual("global_saliency"),
     "magnitude_ste": _ste, "set": _dst("random"), "rigl": _dst("gradient"),

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from sparsejax.core.masks import apply_mask
+from sparsejax.core.packed import pack_mask
 from sparsejax.core.sparsity_types import Block, Channel, Group, NByM, Unstructured, parse_sparsity_type
 from sparsejax.core.tree import leaves_with_paths
 
@@ -78,7 +79,7 @@ class Report:
         size = sum(r["size"] for r in self.rows)
         nnz = sum(r["nonzeros"] for r in self.rows)
         out = {"size": size, "nonzeros": nnz, "density": nnz / max(size, 1)}
-        for key in ("dense_macs", "sparse_macs", "dense_bytes", "compressed_bytes"):
+        for key in ("dense_macs", "sparse_macs", "dense_bytes", "compressed_bytes", "bitmap_bytes"):
             if self.rows and key in self.rows[0]:
                 out[key] = sum(r[key] for r in self.rows)
         return out
@@ -114,7 +115,9 @@ def report(params, mask=None, *, sparsity_type=None, value_bytes: int | None = N
     With ``sparsity_type`` every leaf of ndim >= 2 also gets ``dense_macs`` / ``sparse_macs`` (per
     output position: ``size`` and the multiplies an ideal kernel of that type needs; for N:M the
     hardware always does ``n/m`` of the work) and ``dense_bytes`` / ``compressed_bytes``
-    (:func:`compressed_nbytes`). Leaves that do not have the type's structure raise."""
+    (:func:`compressed_nbytes`), and ``bitmap_bytes``: the non-zero values plus the mask as packed
+    bits (:func:`sparsejax.pack_mask`, ``uint8`` words), a layout that fits any sparsity type.
+    Leaves that do not have the type's structure raise."""
     if mask is not None:
         params = apply_mask(params, mask)
     stype = None if sparsity_type is None else parse_sparsity_type(sparsity_type)
@@ -139,5 +142,7 @@ def report(params, mask=None, *, sparsity_type=None, value_bytes: int | None = N
             row["dense_bytes"] = int(arr.nbytes if value_bytes is None else arr.size * value_bytes)
             row["compressed_bytes"] = compressed_nbytes(arr, leaf_type, value_bytes) if arr.ndim >= 2 else \
                 row["dense_bytes"]
+            vb = arr.dtype.itemsize if value_bytes is None else int(value_bytes)
+            row["bitmap_bytes"] = nnz * vb + pack_mask(arr != 0).nbytes
         rows.append(row)
     return Report(rows)

@@ -17,6 +17,7 @@ import optax
 
 from sparsejax.core.densities import DISTRIBUTIONS
 from sparsejax.core.masks import keep_count, top_k_mask
+from sparsejax.core.packed import WORDS, pack_masks, unpack_masks
 from sparsejax.core.sparsity_types import Unstructured, parse_sparsity_type
 from sparsejax.core.tree import Predicate, check_like, check_sparsity, is_none, leaves_with_paths, select
 from sparsejax.core.validation import check_choice, check_int, check_number, is_traced
@@ -80,8 +81,8 @@ def check_premasked(params, mask, what: str = "keep_mask") -> None:
                 f"the transform is the last one of the chain (the first update then zeros them)")
 
 
-def keep_mask(inner: optax.GradientTransformation, mask, *, prune_on_first_update: bool = False
-              ) -> optax.GradientTransformation:
+def keep_mask(inner: optax.GradientTransformation, mask, *, prune_on_first_update: bool = False,
+              packed: str | None = None) -> optax.GradientTransformation:
     """Wrap ``inner`` so that weights where ``mask`` is ``False`` stay exactly zero: their gradients
     are zeroed before ``inner`` (Adam's moments stay zero there) and their updates set them to 0.
 
@@ -96,19 +97,26 @@ def keep_mask(inner: optax.GradientTransformation, mask, *, prune_on_first_updat
     ``prune_on_first_update=True`` the params are not checked and the first update sets the pruned
     weights to 0, which is exact only when ``keep_mask`` is the last transform of the chain.
 
+    ``packed="uint8"`` or ``"uint32"`` stores the mask in the state as packed bits
+    (:class:`sparsejax.core.packed.PackedMask`, one bit per weight instead of a byte), unpacked
+    inside every update; swap it with ``state._replace(mask=sparsejax.pack_masks(new, packed))``.
+
     Not :func:`optax.masked`: that one applies ``inner`` to a *subset of leaves*; this one keeps an
     element-wise sparsity mask. :func:`masked` is the old name of this function.
     """
+    if packed is not None:
+        check_choice("packed", packed, tuple(WORDS))
 
     def init_fn(params):
         m = mask(params) if callable(mask) else mask
         check_like(params, m)
         if not (prune_on_first_update or callable(mask)):
             check_premasked(params, m)
-        return MaskedState(jax.tree_util.tree_map(jnp.asarray, m), inner.init(params))
+        m = jax.tree_util.tree_map(jnp.asarray, m)
+        return MaskedState(m if packed is None else pack_masks(m, packed), inner.init(params))
 
     def update_fn(grads, state, params=None):
-        updates, inner_state = masked_update(inner, state.mask, grads, state.inner_state, params)
+        updates, inner_state = masked_update(inner, unpack_masks(state.mask), grads, state.inner_state, params)
         return updates, MaskedState(state.mask, inner_state)
 
     return optax.GradientTransformation(init_fn, update_fn)

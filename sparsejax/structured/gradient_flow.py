@@ -18,10 +18,16 @@ code). The recipes differ in ``(beta_t, N_t)`` and in the gradient transform:
 * ``structure_decay_stepwise`` (SDGF): ``beta = 0`` and the pattern moves from a denser N:M to the
   target: ``(M-1):M, (M/2):M, (M/4):M, ..., N:M`` over equal frames (:func:`stepwise_structure_decay`).
 * ``structure_decay_geometric`` (SDGF-Geometric, the official ``"fine"`` decay): ``beta = 0`` and the
-  density stays ``N/M`` while the groups shrink: ``(2^K N):(2^K M), ..., 2N:2M, N:M`` with
-  ``K = log2(M/N)`` (1:8 -> 8:64, 4:32, 2:16, 1:8) over equal frames
-  (:func:`geometric_structure_levels`); ``max_m`` drops the levels whose group does not fit the
-  kernels (a deviation only at small widths).
+  density stays ``N/M`` while the groups shrink over 4 equal frames: ``8N:8M, 4N:4M, 2N:2M, N:M``
+  (1:8 -> 8:64, 4:32, 2:16, 1:8, P7 Sec. 4; the official code always uses 4 frames)
+  (:func:`geometric_structure_levels`).
+* ``structure_decay_densify`` (the official ``"densify"`` decay): ``beta = 0``, ``N`` fixed and the
+  groups shrink, so the density grows to the target over 4 frames: ``N:8M, N:4M, N:2M, N:M``
+  (:func:`densify_structure_levels`).
+
+For both, ``max_m`` drops the levels whose group does not divide the kernels' input width (a
+deviation only at small widths). The official ``"custom"`` decay (a user list of levels) is not
+exposed as a method; :func:`level_mask` runs any such list.
 
 MDGF decays at the official per-step coefficient ``2e-4`` by default (``decay_rate="per_T"`` gives
 the earlier defaults ``1 / T_decay`` (linear) and ``5 / T_decay`` (exponential), which reach ~0 at the
@@ -45,7 +51,7 @@ from sparsejax.core.tree import Predicate, is_none
 from sparsejax.structured.nm import _check_nm_args, nm_mask
 
 METHODS = ("srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise",
-           "structure_decay_geometric")
+           "structure_decay_geometric", "structure_decay_densify")
 OFFICIAL_DECAY_COEF = 2e-4  # the official code's default decay_coef per step (train.py)
 
 
@@ -85,19 +91,42 @@ def structure_decay_levels(n: int, m: int) -> tuple[int, ...]:
     return tuple(levels)
 
 
-def geometric_structure_levels(n: int, m: int, max_m: int | None = None) -> tuple[tuple[int, int], ...]:
-    """SDGF-Geometric levels for target ``n:m``: ``(2^k n, 2^k m)`` for ``k = K .. 0``,
-    ``K = floor(log2(m / n))`` (1:8 -> 8:64, 4:32, 2:16, 1:8), without the levels whose group size
-    ``2^k m`` exceeds ``max_m`` or does not divide it."""
-    _check_nm_args(n, m)
-    k_max = int(np.floor(np.log2(m / n)))
-    levels = [(n * 2**k, m * 2**k) for k in range(k_max, -1, -1)]
+def _fit_levels(levels, n: int, m: int, max_m: int | None) -> tuple[tuple[int, int], ...]:
     if max_m is not None:
         max_m = int(max_m)
         levels = [(a, b) for a, b in levels if b <= max_m and max_m % b == 0]
     if not levels or levels[-1] != (n, m):
         raise ValueError(f"max_m={max_m} does not fit the target {n}:{m}")
     return tuple(levels)
+
+
+def geometric_structure_levels(n: int, m: int, max_m: int | None = None, frames: int = 4
+                               ) -> tuple[tuple[int, int], ...]:
+    """SDGF-Geometric (official ``"fine"``) levels for target ``n:m``: ``(2^k n, 2^k m)`` for
+    ``k = frames-1 .. 0`` (1:8 -> 8:64, 4:32, 2:16, 1:8; 2:4 -> 16:32, 8:16, 4:8, 2:4), without the
+    levels whose group size ``2^k m`` exceeds ``max_m`` or does not divide it."""
+    _check_nm_args(n, m)
+    return _fit_levels([(n * 2**k, m * 2**k) for k in range(frames - 1, -1, -1)], n, m, max_m)
+
+
+def densify_structure_levels(n: int, m: int, max_m: int | None = None, frames: int = 4
+                             ) -> tuple[tuple[int, int], ...]:
+    """SDGF-"densify" (official ``"densify"``) levels for target ``n:m``: ``(n, 2^k m)`` for
+    ``k = frames-1 .. 0`` (2:4 -> 2:32, 2:16, 2:8, 2:4): the density grows to ``n/m`` while ``n``
+    stays fixed; levels whose group does not fit ``max_m`` are dropped as in
+    :func:`geometric_structure_levels`."""
+    _check_nm_args(n, m)
+    return _fit_levels([(n, m * 2**k) for k in range(frames - 1, -1, -1)], n, m, max_m)
+
+
+def level_schedule(method: str, n: int, m: int, max_m: int | None = None) -> tuple[tuple[int, int], ...] | None:
+    """The ``(N, M)`` levels of a level-based structure decay (``structure_decay_geometric`` or
+    ``structure_decay_densify``), ``None`` for the other methods."""
+    if method == "structure_decay_geometric":
+        return geometric_structure_levels(n, m, max_m)
+    if method == "structure_decay_densify":
+        return densify_structure_levels(n, m, max_m)
+    return None
 
 
 def frame_index(begin_step: int, end_step: int, frames: int) -> Callable:
@@ -221,7 +250,7 @@ def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int
     The decay phase is ``[dense_steps, total_steps - finetune_steps)``. MDGF's ``decay_rate`` is
     the official per-step coefficient ``2e-4`` by default; ``"per_T"`` makes the mask value reach 0
     at the start of fine-tuning (linear: ``1 / T_decay``) or ``exp(-5)`` there (exponential:
-    ``5 / T_decay``). ``max_m`` caps the group size of SDGF-Geometric's levels.
+    ``5 / T_decay``). ``max_m`` caps the group size of SDGF-Geometric's and SDGF-densify's levels.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -255,7 +284,7 @@ def nm_recipe(method: str, n: int, m: int, *, total_steps: int, dense_steps: int
             return dense
         return jnp.where(jnp.asarray(step) >= decay_end, 0.0, decay(step))
 
-    levels = geometric_structure_levels(n, m, max_m) if method == "structure_decay_geometric" else None
+    levels = level_schedule(method, n, m, max_m)
     if method == "structure_decay_stepwise":
         n_at = stepwise_structure_decay(n, m, dense_steps, decay_end)
     elif levels is not None:

@@ -1,5 +1,7 @@
 """Fine-grained group sparsity (SparseByteNN, P28): whole groups of ``g`` consecutive weights along
-the input (reduction) axis are kept or pruned together, ranked by their group L2 norm.
+the input (reduction) axis -- or, with ``axis=-1``, along the output axis -- are kept or pruned
+together, ranked by their group L2 norm (the whole-network channel rearrangement that clusters
+important weights into groups is :mod:`sparsejax.structured.rearrange`).
 
 For a weight ``W`` of shape ``(K, N)`` (flax ``Dense`` layout: input axis first) the input axis is
 split into ``G = K // g`` groups for every output column ``c``; group ``(j, c)`` is the vector
@@ -86,10 +88,12 @@ def group_mask(w: jax.Array, g: int, sparsity: float, axis: int = -2, *, balance
     return stype.expand(keep, w.shape)
 
 
-def group_masks(params, g: int, sparsity: float, *, balanced: bool = False, predicate=None):
-    """Mask pytree (``None`` at non-sparsified leaves) with ``group_mask`` applied along the input
-    axis (``-2``: flax ``Dense`` ``(in, out)`` and ``Conv`` ``(..., in, out)`` kernels) of every
-    sparsifiable leaf. Composes with ``sparsejax.masked`` like the core masks."""
+def group_masks(params, g: int, sparsity: float, *, balanced: bool = False, predicate=None, axis: int = -2):
+    """Mask pytree (``None`` at non-sparsified leaves) with ``group_mask`` applied along ``axis`` of
+    every sparsifiable leaf: ``-2``, the input axis of flax ``Dense`` ``(in, out)`` and ``Conv``
+    ``(..., in, out)`` kernels (groups of consecutive input channels for one output), or ``-1``,
+    the output axis (groups of consecutive output channels for one input, the 1 x N layout of
+    mobile sparse engines). Composes with ``sparsejax.keep_mask`` like the core masks."""
     chosen = select(params, predicate)
 
     def leaf(path, c, p):
@@ -97,7 +101,7 @@ def group_masks(params, g: int, sparsity: float, *, balanced: bool = False, pred
             return None
         where = f"params leaf {path_str(path)!r}"
         try:
-            return group_mask(p, g, sparsity, -2, balanced=balanced)
+            return group_mask(p, g, sparsity, axis, balanced=balanced)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
 

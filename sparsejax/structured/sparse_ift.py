@@ -13,14 +13,40 @@ parameterised by one sparsity level ``s``, replaces it by a larger *sparse* laye
 * **Sparse Doped**: ``W -> U V + S`` with dense low-rank ``U V`` (rank
   ``d = s K D_in D_out / (K D_in + D_out)``) and a sparse ``S`` of the shape of ``W``.
 
+Layer structure as in the official code (``CerebrasResearch/Sparse-IFT``,
+``ComputerVision/CIFAR/models/cifar_resnet18.py``), with LayerNorm in place of BatchNorm (the
+models here carry no batch statistics):
+
+* every transformed (and dense) hidden layer is followed by a normalisation, then ReLU, as the
+  official conv -> BN -> ReLU blocks (``norm=True``);
+* **Sparse Parallel** normalises every branch before the sum, ``y = sum_b LN_b(x W_b)`` (official
+  ``BlockISOFlopParallel``: one BN per branch, RepVGG style); without it the branches would merge
+  into one linear layer ``x sum_b W_b``;
+* **Sparse Factorized** puts LayerNorm + ReLU between ``U`` and ``V`` (official ``uv_layer:
+  "nonlinear_relu"`` of the CIFAR configs; ``uv_layer="linear"`` gives ``x U V``);
+* **Sparse Doped** is ``x S + x U V`` with no inner nonlinearity (official ``DopedConv3x3``);
+* the stem (first layer) stays a dense layer of the dense width and the classifier head stays
+  dense (official ``resnet_should_sparsify`` / ``conv_stem``, ``fc``); for **Sparse Wide** the head
+  is dense and wider (its input is the widened last hidden layer), as official.
+
 To make the FLOPs match *exactly*, :func:`isoflop_plan` fixes the number of non-zeros of every
 sparse kernel so that (sparse MACs + dense MACs) equals the dense layer's MACs; the sparsity of
 each kernel is then ``s`` up to rounding. The modules create dense parameter arrays plus an
 ``"nnz"`` collection with those counts; :func:`sparse_ift_mask` draws the matching exact-count
-random mask (train it with ``sparsejax.masked`` or SET/RigL from :mod:`sparsejax.pruning`, which
-keep every count and therefore the FLOPs), and :func:`count_flops` counts ``2 * MACs`` per example
-from the mask. Sparse kernels are initialised with variance scaled by ``1 / density`` so a layer's
-output variance matches the dense layer's.
+random mask (train it with :func:`sparsejax.keep_mask` or SET/RigL from :mod:`sparsejax.pruning`,
+which keep every count and therefore the FLOPs), and :func:`count_flops` counts ``2 * MACs`` per
+example from the mask (normalisations, biases and activations excluded, as in P14).
+
+Deviations and reconstructions (named): (1) LayerNorm instead of BatchNorm; (2) the official Sparse
+Wide network widens the stem's output too (``base_width * k_sw``) and is then *not* exactly
+iso-FLOP (the dense stem and head grow by ``k_sw``, about 1 % of ResNet-18's FLOPs); at the tiny
+widths here that excess would exceed the dense budget, so the stem keeps its dense width and the
+dense, wider head's extra MACs are taken off the non-zero budget of the last hidden layer
+(``budget``), which keeps every network exactly iso-FLOP; (3) sparse kernels are initialised with
+variance scaled by ``1 / density`` (LeCun normal; the official code uses Kaiming fan-out with no
+density rescale); (4) no folded-``UV`` weight decay (official ``compute_weight_norm``); (5) RigL
+drops on each branch's own weights (the official cbsparse drops on the fused weight); (6)
+``B = round(1 / (1 - s))`` (banker's rounding: s = 0.6 gives B = 2).
 """
 from __future__ import annotations
 
@@ -79,15 +105,16 @@ def _split(total: int, sizes: Sequence[int]) -> list[int]:
 
 
 def isoflop_plan(family: str, in_features: int, out_features: int, sparsity: float,
-                 kernel_size: Sequence[int] = (), *, actual_in: int | None = None, widen_out: bool = False
-                 ) -> IsoFLOPPlan:
+                 kernel_size: Sequence[int] = (), *, actual_in: int | None = None, widen_out: bool = False,
+                 budget: int | None = None) -> IsoFLOPPlan:
     """Kernel shapes and non-zero counts of the ``family`` transform of a dense layer
     ``in_features -> out_features`` (kernel ``kernel_size + (in, out)``) at ``sparsity``.
 
     ``actual_in`` is the (possibly widened) input width the layer receives (default
     ``in_features``); ``widen_out`` widens the output (Sparse Wide). The non-zero counts sum to the
     dense MACs ``prod(kernel_size) * in_features * out_features`` exactly (for ``doped`` with the
-    dense low-rank MACs included).
+    dense low-rank MACs included). ``budget`` (``wide`` only) replaces that MAC count, e.g. to pay
+    for a wider dense head.
     """
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -102,6 +129,12 @@ def isoflop_plan(family: str, in_features: int, out_features: int, sparsity: flo
     if family == "wide" and d_in < in_features:
         raise ValueError(f"wide: input width {d_in} is smaller than the dense in_features={in_features}")
     macs = kpos * in_features * out_features
+    if budget is not None:
+        if family != "wide":
+            raise ValueError(f"budget applies to family='wide' only, got family={family!r}")
+        if int(budget) != budget or not 1 <= budget <= macs:
+            raise ValueError(f"budget must be an int in [1, {macs}] (the dense MACs), got {budget}")
+        macs = int(budget)
     if family == "dense" or sparsity == 0.0:
         return IsoFLOPPlan(family, {"kernel": KernelPlan(ks + (d_in, out_features), None)}, out_features, 1, 0)
     if family == "wide":
@@ -135,14 +168,21 @@ def _apply_kernel(x: jax.Array, w: jax.Array) -> jax.Array:
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+UV_LAYERS = ("nonlinear_relu", "linear")
+
+
 class IsoFLOPLayer(nn.Module):
     """Drop-in Sparse-IFT replacement of ``nn.Dense(features)`` (``kernel_size=()``) or of a stride-1
     ``SAME`` ``nn.Conv(features, kernel_size)`` whose dense input width is ``in_features``.
 
-    ``family="wide"``: the input may already be widened (any width >= ``in_features``) and
-    ``widen_out`` widens the output by :func:`wide_factor`. Parameters are dense arrays; the sparse
-    ones have a matching integer in the ``"nnz"`` collection (see :func:`sparse_ift_mask`). The
-    number of output positions per example is sown into ``"positions"`` for :func:`count_flops`.
+    ``family="wide"``: the input may already be widened (any width >= ``in_features``),
+    ``widen_out`` widens the output by :func:`wide_factor` and ``budget`` overrides the MAC budget
+    (see :func:`isoflop_plan`). ``norm`` follows the layer with LayerNorm (per branch for
+    ``parallel``, and then no bias); ``uv_layer`` is ``"nonlinear_relu"`` (LayerNorm + ReLU between
+    ``U`` and ``V`` of ``factorized``, official default) or ``"linear"``. Parameters are dense
+    arrays; the sparse ones have a matching integer in the ``"nnz"`` collection (see
+    :func:`sparse_ift_mask`). The number of output positions per example is sown into
+    ``"positions"`` for :func:`count_flops`.
     """
 
     features: int
@@ -152,14 +192,19 @@ class IsoFLOPLayer(nn.Module):
     kernel_size: Sequence[int] = ()
     widen_out: bool = False
     use_bias: bool = True
+    norm: bool = False
+    uv_layer: str = "nonlinear_relu"
+    budget: int | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         ks = tuple(self.kernel_size)
         if (ks and x.ndim != len(ks) + 2) or x.ndim < 2:
             raise ValueError(f"input of shape {x.shape} does not match kernel_size {ks}")
+        if self.uv_layer not in UV_LAYERS:
+            raise ValueError(f"uv_layer must be one of {UV_LAYERS}, got {self.uv_layer!r}")
         plan = isoflop_plan(self.family, self.in_features, self.features, self.sparsity, ks,
-                            actual_in=x.shape[-1], widen_out=self.widen_out)
+                            actual_in=x.shape[-1], widen_out=self.widen_out, budget=self.budget)
         kernels = {}
         for name, kp in plan.kernels.items():
             size = int(np.prod(kp.shape))
@@ -171,49 +216,77 @@ class IsoFLOPLayer(nn.Module):
             self.sow("positions", name, jnp.int32(np.prod(x.shape[1:-1], dtype=int) if x.ndim > 2 else 1),
                      init_fn=lambda: 0, reduce_fn=lambda _, b: b)
         if self.family == "factorized" and "u" in kernels:
-            y = _apply_kernel(_apply_kernel(x, kernels["u"]), kernels["v"])
+            h = _apply_kernel(x, kernels["u"])
+            if self.uv_layer == "nonlinear_relu":
+                h = nn.relu(nn.LayerNorm(name="uv_norm")(h))
+            y = _apply_kernel(h, kernels["v"])
         elif self.family == "doped":
             y = _apply_kernel(x, kernels["s"])
             if "u" in kernels:
                 y = y + _apply_kernel(_apply_kernel(x, kernels["u"]), kernels["v"])
+        elif self.family == "parallel" and self.norm:
+            return sum(nn.LayerNorm(name=f"norm_{name}")(_apply_kernel(x, w)) for name, w in kernels.items())
         else:
             y = sum(_apply_kernel(x, w) for w in kernels.values())
+        if self.norm:
+            return nn.LayerNorm(name="norm")(y)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (plan.out_features,))
         return y
 
 
+def _wide_head_excess(family: str, sparsity: float, width: int, num_classes: int, flat: int = 1) -> int | None:
+    """MACs a dense head gains when its input ``flat * width`` widens to ``flat * widened(width)``
+    (Sparse Wide); the last hidden layer gives them up. ``None`` for the other families."""
+    if family != "wide" or sparsity == 0.0:
+        return None
+    return flat * (widened(width, sparsity) - width) * num_classes
+
+
 class SparseIFTMLP(nn.Module):
-    """ReLU MLP whose hidden layers are ``family`` transforms at ``sparsity``; the classifier head
-    stays dense (for ``wide`` its widened input makes it sparse at the iso-FLOP count).
-    ``family="dense"`` is the plain dense MLP."""
+    """ReLU MLP: a dense stem ``layer_0`` (LayerNorm, ReLU), hidden layers ``layer_1..`` that are
+    ``family`` transforms at ``sparsity`` (each followed by LayerNorm and ReLU when ``norm``), and a
+    dense head (wider for ``wide``, paid for by the last hidden layer's budget).
+    ``family="dense"`` is the plain dense MLP with the same layout."""
 
     num_classes: int
-    hidden: Sequence[int] = (128, 128)
+    hidden: Sequence[int] = (128, 128, 128)
     family: str = "dense"
     sparsity: float = 0.0
+    norm: bool = True
+    uv_layer: str = "nonlinear_relu"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        if len(self.hidden) < 2:
+            raise ValueError(f"hidden needs >= 2 widths (a dense stem and a transformed layer), got {self.hidden}")
         x = x.reshape(x.shape[0], -1)
         wide = self.family == "wide"
-        d_in = x.shape[-1]
-        for i, h in enumerate(self.hidden):
-            x = nn.relu(IsoFLOPLayer(h, d_in, self.family, self.sparsity, widen_out=wide, name=f"layer_{i}")(x))
+        x = nn.relu(IsoFLOPLayer(self.hidden[0], x.shape[-1], "dense", norm=self.norm, name="layer_0")(x))
+        d_in = self.hidden[0]
+        excess = _wide_head_excess(self.family, self.sparsity, self.hidden[-1], self.num_classes)
+        for i, h in enumerate(self.hidden[1:], start=1):
+            last = i == len(self.hidden) - 1
+            budget = None if excess is None or not last else d_in * h - excess
+            x = nn.relu(IsoFLOPLayer(h, d_in, self.family, self.sparsity, widen_out=wide, norm=self.norm,
+                                     uv_layer=self.uv_layer, budget=budget, name=f"layer_{i}")(x))
             d_in = h
-        head_family = "wide" if wide else "dense"
-        return IsoFLOPLayer(self.num_classes, d_in, head_family, self.sparsity, name="head")(x)
+        return IsoFLOPLayer(self.num_classes, x.shape[-1], "dense", name="head")(x)
 
 
 class SparseIFTCNN(nn.Module):
-    """3x3 conv stack (ReLU, 2x2 average pool) + hidden dense layer + head, every layer but the head
-    a ``family`` transform at ``sparsity`` (same layout as :class:`sparsejax.nn.CNN`)."""
+    """A dense 3x3 conv stem ``conv_0`` then 3x3 convs ``conv_1..`` (each with LayerNorm when
+    ``norm``, ReLU and 2x2 average pooling), a hidden dense layer and a dense head; every layer
+    between stem and head is a ``family`` transform at ``sparsity`` (layout of
+    :class:`sparsejax.nn.CNN`; Sparse Wide's wider dense head is paid for by the hidden dense layer)."""
 
     num_classes: int
     channels: Sequence[int] = (16, 32)
     hidden: int = 64
     family: str = "dense"
     sparsity: float = 0.0
+    norm: bool = True
+    uv_layer: str = "nonlinear_relu"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -222,13 +295,18 @@ class SparseIFTCNN(nn.Module):
         wide = self.family == "wide"
         c_in = x.shape[-1]
         for i, c in enumerate(self.channels):
-            layer = IsoFLOPLayer(c, c_in, self.family, self.sparsity, (3, 3), widen_out=wide, name=f"conv_{i}")
+            family = "dense" if i == 0 else self.family
+            layer = IsoFLOPLayer(c, c_in, family, self.sparsity if i else 0.0, (3, 3), widen_out=wide and i > 0,
+                                 norm=self.norm, uv_layer=self.uv_layer, name=f"conv_{i}")
             x = nn.avg_pool(nn.relu(layer(x)), (2, 2), strides=(2, 2), padding="SAME")
             c_in = c
         flat_dense = c_in * x.shape[1] * x.shape[2]
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(IsoFLOPLayer(self.hidden, flat_dense, self.family, self.sparsity, widen_out=wide, name="dense")(x))
-        return IsoFLOPLayer(self.num_classes, self.hidden, "wide" if wide else "dense", self.sparsity, name="head")(x)
+        excess = _wide_head_excess(self.family, self.sparsity, self.hidden, self.num_classes)
+        budget = None if excess is None else flat_dense * self.hidden - excess
+        x = nn.relu(IsoFLOPLayer(self.hidden, flat_dense, self.family, self.sparsity, widen_out=wide, norm=self.norm,
+                                 uv_layer=self.uv_layer, budget=budget, name="dense")(x))
+        return IsoFLOPLayer(self.num_classes, x.shape[-1], "dense", name="head")(x)
 
 
 @jax.jit

@@ -38,7 +38,7 @@ def test_structure_levels_and_stepwise_schedule():
     sched = stepwise_structure_decay(1, 8, begin_step=10, end_step=50)  # 4 frames of 10 steps
     got = [int(sched(t)) for t in (0, 9, 10, 19, 20, 30, 40, 49, 50, 500)]
     assert got == [8, 8, 7, 7, 4, 2, 1, 1, 1, 1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"end_step \(10\) must be > begin_step \(10\)"):
         stepwise_structure_decay(1, 8, 10, 10)
 
 
@@ -119,3 +119,18 @@ def test_mask_decay_uses_the_official_coefficient_by_default():
     assert float(short.mask_value(500)) == pytest.approx(1 - 400 / 800)
     with pytest.raises(ValueError, match="decay rate must be > 0"):  # 0.0 was silently replaced by the default
         nm_recipe("mask_decay_linear", 2, 4, total_steps=1000, decay_rate=0.0)
+
+
+def test_densify_structure_decay_fixes_n_and_grows_density():
+    from sparsejax.structured import densify_structure_levels, geometric_structure_levels
+
+    assert densify_structure_levels(2, 4) == ((2, 32), (2, 16), (2, 8), (2, 4))  # official "densify"
+    assert densify_structure_levels(1, 16, max_m=32) == ((1, 32), (1, 16))
+    assert geometric_structure_levels(2, 4) == ((16, 32), (8, 16), (4, 8), (2, 4))  # always 4 frames
+    recipe = nm_recipe("structure_decay_densify", 2, 4, total_steps=100, dense_steps=20, finetune_steps=0)
+    w = {"w": jax.random.normal(jax.random.PRNGKey(1), (64, 3))}
+    f = jax.jit(recipe.mask_at)
+    for t, (n, m) in zip([25, 45, 65, 85, 99], [(2, 32), (2, 16), (2, 8), (2, 4), (2, 4)]):
+        mask = np.asarray(f(w, t)["w"])
+        assert mask.sum() == 3 * 64 * n // m and is_nm_sparse(mask, n, m)
+    assert f._cache_size() == 1

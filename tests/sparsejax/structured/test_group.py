@@ -82,10 +82,33 @@ def test_group_sparsity_experiment_end_to_end(tmp_path):
 
     res = run_experiment("group_sparsity", "smoke", out=tmp_path, quiet=True,
                          overrides=["dense_steps=20", "finetune_steps=5", "sparsities=[0.5]", "group_sizes=[8]",
-                                    "hidden=[32]"])
+                                    "hidden=[32]", "swaps=50"])
     metrics = res.get("metrics", res)
     assert {"rows", "summary", "claims"} <= set(metrics)
     methods = {r["method"] for r in metrics["rows"]}
     assert methods == {"dense", "unstructured", "2:4", "group"}
     assert all(abs(r["measured_sparsity"] - 0.5) < 1e-6 for r in metrics["rows"] if r["method"] != "dense")
+    groups = {(r["group_axis"], r["rearranged"]): r for r in metrics["rows"] if r["method"] == "group"}
+    assert set(groups) == {("input", False), ("input", True), ("output", False), ("output", True)}
+    for axis in ("input", "output"):  # the rearrangement never keeps less weight energy
+        assert groups[(axis, True)]["kept_energy"] >= groups[(axis, False)]["kept_energy"] - 1e-9
+    assert set(metrics["claims"]["0.5"]["rearrangement_gain"]) == {"group g=8@0.5", "group-out g=8@0.5"}
     assert list(tmp_path.rglob("*.png"))
+
+
+@pytest.mark.parametrize("axis,balanced", [(-2, False), (-2, True), (-1, False)])
+def test_group_masks_on_conv_kernels_match_brute_force(axis, balanced):
+    # a (3, 3, in=8, out=4) conv kernel: groups of 4 consecutive input (or output) channels at
+    # every (kh, kw, other channel) position, ranked by L2 norm over the whole kernel (layer-wise)
+    # or per output column / input row (balanced)
+    w = np.random.default_rng(3).standard_normal((3, 3, 8, 4)).astype(np.float32)
+    mask = np.asarray(group_masks({"conv": {"kernel": w}}, 4, 0.5, balanced=balanced, axis=axis)["conv"]["kernel"])
+    moved = np.moveaxis(w, axis, -1)
+    norms = np.linalg.norm(moved.reshape(*moved.shape[:-1], -1, 4), axis=-1)  # (3, 3, other, G)
+    if balanced:  # G = 2 groups per column, keep the larger one
+        keep = norms >= np.sort(norms, axis=-1)[..., -1:]
+    else:
+        keep = norms >= np.sort(norms.reshape(-1))[norms.size // 2]
+    expect = np.moveaxis(np.repeat(keep, 4, axis=-1).reshape(moved.shape), -1, axis)
+    np.testing.assert_array_equal(mask, expect)
+    assert bool(is_group_sparse(mask, 4, axis=axis)) and mask.mean() == 0.5

@@ -41,10 +41,11 @@ def test_3d_middle_axis():
     np.testing.assert_array_equal(mask.reshape(2, 2, 4, 3).sum(2), 1)
 
 
-@pytest.mark.parametrize("n,m,exc", [(4, 4, ValueError), (0, 4, ValueError), (5, 4, ValueError),
-                                     (1.0, 4, TypeError), (1, 4.0, TypeError)])
-def test_bad_nm(n, m, exc):
-    with pytest.raises(exc):
+@pytest.mark.parametrize("n,m,exc,match", [(4, 4, ValueError, "1 <= n < m"), (0, 4, ValueError, "1 <= n < m"),
+                                           (5, 4, ValueError, "1 <= n < m"), (1.0, 4, TypeError, "n must be an int"),
+                                           (1, 4.0, TypeError, "m must be a Python int")])
+def test_bad_nm(n, m, exc, match):
+    with pytest.raises(exc, match=match):
         nm_mask(jnp.ones((4, 8)), n, m)
 
 

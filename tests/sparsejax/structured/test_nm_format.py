@@ -47,5 +47,5 @@ def test_errors():
         nm_compress(jnp.ones((8, 2)), 4, 4)
     with pytest.raises(ValueError, match="out of range"):
         nm_compress(jnp.ones((8, 2)), 2, 4, axis=2)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="n and m must be ints"):
         nm_compress(jnp.ones((8, 2)), 2.0, 4)

@@ -36,8 +36,7 @@ def test_plan_is_iso_flop_and_matches_paper_formulas(family, sparsity, shape):
     dense = kpos * d_in * d_out
     actual_in = round(d_in * wide_factor(sparsity)) if family == "wide" else None
     plan = isoflop_plan(family, d_in, d_out, sparsity, ks, actual_in=actual_in, widen_out=True)
-    rank_macs = plan.rank * (kpos * d_in + d_out) if family == "doped" else 0
-    assert _macs(plan) == dense or (family == "doped" and _macs(plan) == dense)
+    assert _macs(plan) == dense  # for doped: sparse S non-zeros + dense low-rank MACs
     for k in plan.kernels.values():
         assert k.nnz is None or 0 < k.nnz <= np.prod(k.shape)
     if family == "parallel":
@@ -46,48 +45,81 @@ def test_plan_is_iso_flop_and_matches_paper_formulas(family, sparsity, shape):
         assert plan.rank == math.ceil(dense / ((1 - sparsity) * (kpos * d_in + d_out)))
     if family == "doped":  # d_sd = s K D_in D_out / (K D_in + D_out)
         assert plan.rank == math.floor(sparsity * dense / (kpos * d_in + d_out))
-        assert plan.kernels["s"].nnz == dense - rank_macs
+        assert plan.kernels["s"].nnz == dense - plan.rank * (kpos * d_in + d_out)
     if family == "wide":
         assert plan.out_features == round(d_out / math.sqrt(1 - sparsity))
 
 
 SLOW = pytest.mark.slow
+MLP_KW = dict(hidden=(4, 32, 32))  # the last hidden layer pays for Sparse Wide's wider dense head
+CNN_KW = dict(channels=(2, 4), hidden=32)
 
 
-@pytest.mark.parametrize("cls,family", [(SparseIFTMLP, "wide"), (SparseIFTMLP, "doped"), (SparseIFTCNN, "wide")] +
-                         [pytest.param(SparseIFTMLP, f, marks=SLOW) for f in ("parallel", "factorized")] +
+@pytest.mark.parametrize("cls,family", [(SparseIFTMLP, f) for f in FAMILIES[1:]] + [(SparseIFTCNN, "wide")] +
                          [pytest.param(SparseIFTCNN, f, marks=SLOW) for f in ("parallel", "factorized", "doped")])
 def test_models_have_exactly_the_dense_flops(cls, family):
-    kw = dict(hidden=(8, 8)) if cls is SparseIFTMLP else dict(channels=(2, 4), hidden=8)
+    kw = MLP_KW if cls is SparseIFTMLP else CNN_KW
     dense = cls(10, family="dense", **kw)
     vd = jax.jit(dense.init)(jax.random.key(0), X[:1])
     model = cls(10, family=family, sparsity=0.75, **kw)
     v = jax.jit(model.init)(jax.random.key(0), X[:1])
     assert count_flops(model, v, None, X) == count_flops(dense, vd, None, X)
-    assert sum(x.size for x in jax.tree_util.tree_leaves(v["params"])) > \
-        sum(x.size for x in jax.tree_util.tree_leaves(vd["params"]))
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(v["params"]))
+    assert n_params > sum(x.size for x in jax.tree_util.tree_leaves(vd["params"]))
+    first, last = ("layer_0", "head") if cls is SparseIFTMLP else ("conv_0", "head")
+    assert first not in v["nnz"] and last not in v["nnz"]  # dense stem and head (official)
+    if family == "wide":  # the dense head is wider: it reads the widened last hidden layer
+        assert v["params"][last]["kernel"].shape[0] == round(32 * 2)
     if family == "doped" and cls is SparseIFTMLP:  # the drawn mask realises the plan exactly
         mask = sparse_ift_mask(jax.random.key(1), v)
-        assert mask["layer_0"]["u"] is None and mask["layer_0"]["bias"] is None
+        assert mask["layer_1"]["u"] is None and mask["layer_0"]["kernel"] is None
         for n, m in zip(jax.tree_util.tree_leaves(v["nnz"]), jax.tree_util.tree_leaves(mask)):
             assert int(np.asarray(m).sum()) == int(n)
         assert count_flops(model, v, mask, X) == count_flops(dense, vd, None, X)
 
 
+def _ln(y):
+    mu = y.mean(-1, keepdims=True)
+    return (y - mu) / jnp.sqrt(((y - mu) ** 2).mean(-1, keepdims=True) + 1e-6)
+
+
 def test_layer_forward_equals_its_definition():
     x = jax.random.normal(jax.random.key(2), (3, 12))
-    for family, fn in [
-        ("parallel", lambda p: sum(x @ p[f"branch_{i}"] for i in range(4)) + p["bias"]),
-        ("factorized", lambda p: x @ p["u"] @ p["v"] + p["bias"]),
-        ("doped", lambda p: x @ p["s"] + x @ p["u"] @ p["v"] + p["bias"]),
+    for family, norm, fn in [
+        ("parallel", False, lambda p: sum(x @ p[f"branch_{i}"] for i in range(4)) + p["bias"]),
+        ("parallel", True, lambda p: sum(_ln(x @ p[f"branch_{i}"]) for i in range(4))),  # BN per branch, official
+        ("factorized", False, lambda p: jax.nn.relu(_ln(x @ p["u"])) @ p["v"] + p["bias"]),  # uv: LN + ReLU
+        ("doped", True, lambda p: _ln(x @ p["s"] + x @ p["u"] @ p["v"])),
     ]:
-        layer = IsoFLOPLayer(8, 12, family, 0.75)
+        layer = IsoFLOPLayer(8, 12, family, 0.75, norm=norm)
         p = layer.init(jax.random.key(3), x)["params"]
-        np.testing.assert_allclose(layer.apply({"params": p}, x), fn(p), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(layer.apply({"params": p}, x), fn(p), rtol=1e-4, atol=1e-4)
+    linear = IsoFLOPLayer(8, 12, "factorized", 0.75, uv_layer="linear")
+    p = linear.init(jax.random.key(3), x)["params"]
+    np.testing.assert_allclose(linear.apply({"params": p}, x), x @ p["u"] @ p["v"] + p["bias"], rtol=1e-5, atol=1e-5)
+
+
+def test_normalised_parallel_branches_do_not_merge_into_one_linear_layer():
+    x = jax.random.normal(jax.random.key(4), (16, 12))
+    layer = IsoFLOPLayer(8, 12, "parallel", 0.5, norm=True)
+    p = layer.init(jax.random.key(5), x)["params"]
+    merged = IsoFLOPLayer(8, 12, "dense", norm=True)
+    pm = {"kernel": p["branch_0"] + p["branch_1"], "norm": p["norm_branch_0"]}
+    gap = np.abs(np.asarray(layer.apply({"params": p}, x) - merged.apply({"params": pm}, x))).max()
+    assert gap > 0.1  # LN_0(x W_0) + LN_1(x W_1) is not LN(x (W_0 + W_1))
+
+
+def test_wide_budget_pays_for_the_wider_head():
+    plan = isoflop_plan("wide", 32, 32, 0.75, widen_out=True, budget=1024 - 320)
+    assert plan.kernels["kernel"].nnz == 1024 - 320 and plan.out_features == 64
+    with pytest.raises(ValueError, match="budget must be an int"):
+        isoflop_plan("wide", 32, 32, 0.75, budget=-16)
+    with pytest.raises(ValueError, match="budget applies to family='wide'"):
+        isoflop_plan("doped", 32, 32, 0.75, budget=16)
 
 
 def test_rigl_training_keeps_the_flops():
-    model = SparseIFTMLP(10, hidden=(8, 8), family="factorized", sparsity=0.9)
+    model = SparseIFTMLP(10, hidden=(4, 8, 8), family="factorized", sparsity=0.9)
     v = model.init(jax.random.key(0), X)
     mask = sparse_ift_mask(jax.random.key(1), v)
     params = sparsejax.apply_mask(v["params"], mask)
@@ -118,5 +150,9 @@ def test_errors():
         isoflop_plan("parallel", 4, 4, 0.5, actual_in=5)
     with pytest.raises(ValueError, match="kernel_size"):
         IsoFLOPLayer(4, 1, "dense", 0.0, (3, 3)).init(jax.random.key(0), jnp.ones((1, 4)))
+    with pytest.raises(ValueError, match="uv_layer"):
+        IsoFLOPLayer(4, 4, "factorized", 0.5, uv_layer="gelu").init(jax.random.key(0), jnp.ones((1, 4)))
+    with pytest.raises(ValueError, match="hidden needs >= 2"):
+        SparseIFTMLP(10, hidden=(8,)).init(jax.random.key(0), jnp.ones((1, 4)))
     with pytest.raises(ValueError, match="variables"):
         sparse_ift_mask(jax.random.key(0), {"nnz": {}})

@@ -84,11 +84,11 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     def save_then_die(self, completed, state, force=False):
         saved = original(self, completed, state, force=force)
         if completed == 10:
-            raise Killed
+            raise Killed("simulated kill after step 10")
         return saved
 
     monkeypatch.setattr(LoopCheckpointer, "maybe_save", save_then_die)
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="simulated kill after step 10"):
         run(LoopCheckpointer(tmp_path / "ckpt", every=5))
     monkeypatch.setattr(LoopCheckpointer, "maybe_save", original)
     with LoopCheckpointer(tmp_path / "ckpt", every=5) as ckpt:
