@@ -14,13 +14,16 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from sparsejax.core.validation import check_int, check_number, check_type
 
 
 def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
     """Sinusoidal embedding of (integer or real) timesteps ``t`` of shape ``(B,)`` -> ``(B, dim)``
     (Vaswani et al. 2017, as used by Ho et al. 2020)."""
+    dim = check_int("dim", dim, minimum=2)
     if dim % 2:
         raise ValueError(f"embedding dim must be even, got {dim}")
+    check_number("max_period", max_period, minimum=0.0, min_inclusive=False)
     half = dim // 2
     freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
     args = jnp.asarray(t, jnp.float32)[:, None] * freqs[None]
@@ -98,6 +101,7 @@ class UNet(nn.Module):
 
 def unet_eps_fn(model: UNet, params) -> Callable:
     """Close over ``params``: ``eps_fn(x_t, t, delta_h) -> (eps, h)`` for the samplers."""
+    check_type("model", model, UNet)
 
     def eps_fn(x, t, delta_h=None):
         return model.apply(params, x, t, delta_h)

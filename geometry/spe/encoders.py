@@ -30,12 +30,15 @@ import jax.numpy as jnp
 
 from geometry.spe.layers import GIN, MLP
 from geometry.spe.spectral import GraphSpectrum, random_sign_flip
+from sparsejax.core.validation import check_finite_array, check_int
 
 
 def soft_partitions(eigvecs: jax.Array, phi: jax.Array) -> jax.Array:
     """``[V diag(phi[:, l]) V^T]_l`` stacked on the last axis: ``(N, k), (k, m) -> (N, N, m)`` (Eq. 2)."""
     if eigvecs.ndim != 2 or phi.ndim != 2 or phi.shape[0] != eigvecs.shape[1]:
         raise ValueError(f"expected eigvecs (N, k) and phi (k, m), got {eigvecs.shape}, {phi.shape}")
+    check_finite_array("eigvecs", eigvecs)
+    check_finite_array("phi", phi)
     return jnp.einsum("ik,kl,jk->ijl", eigvecs, phi, eigvecs)
 
 
@@ -158,6 +161,8 @@ PE_NAMES = ("none", "lap", "signnet", "spe")
 
 def make_pe(name: str, pe_dim: int = 16, hidden: int = 32, **kwargs) -> nn.Module:
     """Encoder by name: ``none``, ``lap`` (LapPE), ``signnet`` or ``spe``; extra kwargs go to it."""
+    check_int("pe_dim", pe_dim, minimum=1)
+    check_int("hidden", hidden, minimum=1)
     if name == "none":
         return NoPE(**kwargs)
     if name == "lap":
@@ -166,4 +171,4 @@ def make_pe(name: str, pe_dim: int = 16, hidden: int = 32, **kwargs) -> nn.Modul
         return SignNet(pe_dim=pe_dim, phi_hidden=hidden, rho_hidden=hidden, **kwargs)
     if name == "spe":
         return SPE(pe_dim=pe_dim, phi_hidden=hidden, rho_hidden=hidden, **kwargs)
-    raise ValueError(f"unknown positional encoding {name!r}; valid: {', '.join(PE_NAMES)}")
+    raise ValueError(f"unknown positional encoding name {name!r}; valid: {', '.join(PE_NAMES)}")

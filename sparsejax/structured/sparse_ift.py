@@ -253,6 +253,8 @@ def count_flops(model: nn.Module, variables, mask, x: jax.Array) -> int:
     (biases and activations excluded, as in P14). ``nnz`` comes from ``mask`` when given (``None``
     leaves are dense), else from the planned ``"nnz"`` collection of ``variables``, else the kernel
     is dense. ``x`` is an input batch (only its first example is run)."""
+    if not isinstance(variables, dict) or "params" not in variables:
+        raise ValueError("variables must be the full variables dict from model.init (with 'params')")
     _, state = model.apply({"params": variables["params"]}, x[:1], mutable=["positions"])
     positions = traverse_util.flatten_dict(state["positions"])
     params = traverse_util.flatten_dict(variables["params"])

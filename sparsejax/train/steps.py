@@ -15,7 +15,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from sparsejax.core.validation import check_array, check_index_range, check_int, check_same_length, is_traced
+from sparsejax.core.validation import (
+    check_array, check_index_range, check_int, check_same_length, is_traced, check_callable, check_type,
+)
 
 
 class TrainState(NamedTuple):
@@ -63,6 +65,9 @@ def make_train_step(
     apply_fn: Callable, tx: optax.GradientTransformation, loss_fn: Callable = cross_entropy_loss
 ) -> Callable:
     """Return jitted ``step(state, x, y) -> (state, loss)`` with ``loss = loss_fn(apply_fn(params, x), y)``."""
+    check_callable("apply_fn", apply_fn)
+    check_type("tx", tx, optax.GradientTransformation, "optax GradientTransformation")
+    check_callable("loss_fn", loss_fn)
 
     def step(state: TrainState, x, y):
         loss, grads = jax.value_and_grad(lambda p: loss_fn(apply_fn(p, x), y))(state.params)
@@ -75,6 +80,8 @@ def make_train_step(
 
 def make_eval_step(apply_fn: Callable, loss_fn: Callable = cross_entropy_loss) -> Callable:
     """Return jitted ``eval(params, x, y) -> (summed loss, number correct)`` for one batch."""
+    check_callable("apply_fn", apply_fn)
+    check_callable("loss_fn", loss_fn)
 
     def step(params, x, y):
         logits = apply_fn(params, x)
@@ -108,11 +115,15 @@ def evaluate(eval_step: Callable, params, x: np.ndarray, y: np.ndarray, batch_si
 
 def data_mesh(axis: str = "data") -> Mesh:
     """A 1-D mesh over all local devices."""
+    check_type("axis", axis, str)
+    if not axis:
+        raise ValueError("axis must be a non-empty mesh axis name, got ''")
     return Mesh(np.array(jax.local_devices()), (axis,))
 
 
 def shard_batch(tree, mesh: Mesh, axis: str = "data"):
     """Place arrays with their leading (batch) axis split over ``mesh``'s ``axis``."""
+    check_type("mesh", mesh, Mesh, "jax.sharding.Mesh")
     n = mesh.shape[axis]
     for leaf in jax.tree_util.tree_leaves(tree):
         check_array("batch leaf", leaf)
@@ -125,4 +136,5 @@ def shard_batch(tree, mesh: Mesh, axis: str = "data"):
 
 def replicate_on_mesh(tree, mesh: Mesh):
     """Replicate every array of ``tree`` on all devices of ``mesh``."""
+    check_type("mesh", mesh, Mesh, "jax.sharding.Mesh")
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
