@@ -280,7 +280,7 @@ CASES = [
     ("sparsejax.kernels.QuantDense", "g not dividing", lambda: kernels.QuantDense.from_dense(
         PARAMS["dense"], 4, g=3), r"\bg\b"),
     ("sparsejax.kernels.apply_with_layers", "layers not a dict", lambda: kernels.apply_with_layers(
-        mlp()[0], mlp()[1], X, layers=[]), "layers"),
+        nn.MLP(num_classes=3), {}, X, layers=[]), "layers"),
     ("sparsejax.kernels.apply_with_layers", "unused layer path", lambda: kernels.apply_with_layers(
         mlp()[0], mlp()[1], X, layers={("nope",): None}), "layers|nope", True),
     ("sparsejax.kernels.to_nm24", "not 2:4", lambda: kernels.to_nm24(W), "2:4|w|mask"),
@@ -558,7 +558,7 @@ CASES = [
     ("sparsejax.structured.count_flops", "mask of another tree", lambda: structured.count_flops(
         ift()[0], ift()[1], {"nope": jnp.ones(3)}, X), "mask", True),
     ("sparsejax.structured.count_flops", "variables without params", lambda: structured.count_flops(
-        ift()[0], {}, None, X), "variables"),
+        structured.SparseIFTMLP(num_classes=3), {}, None, X), "variables"),
     ("sparsejax.structured.sparse_ift_mask", "variables without params", lambda: structured.sparse_ift_mask(KEY, {}),
      "variables|params"),
     ("sparsejax.structured.sparse_ift_mask", "key not a key", lambda: structured.sparse_ift_mask("k", ift()[1]),
@@ -602,7 +602,8 @@ CASES = [
     ("sparsejax.train.make_train_step", "apply_fn not callable", lambda: train.make_train_step("apply", SGD),
      "apply_fn"),
     ("sparsejax.train.make_train_step", "labels >= classes", lambda: train_setup()[0](
-        train_setup()[1], X, jnp.full((8,), 7)), "labels", True),
+        train_setup()[1], X, jnp.full((8,), 7)), "labels", True,
+     "labels in [0, num_classes) inside the jitted step (fit reports the NaN loss as DivergenceError)"),
     ("sparsejax.train.make_train_step", "tx not a transform", lambda: train.make_train_step(_apply, "sgd"), r"\btx\b"),
     ("sparsejax.train.make_eval_step", "loss_fn not callable", lambda: train.make_eval_step(_apply, loss_fn=3),
      "loss_fn"),

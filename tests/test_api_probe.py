@@ -1,7 +1,7 @@
 """Broad bad-input probe of the public API of sparsejax, geometry and generative (issue #12).
 
 The case tables live in ``tests/probe_cases_{sparsejax,geometry,generative}.py``: one row per call,
-``(entry, label, thunk, names[, heavy])``, where ``entry`` is the public name probed (``package.sub.name``),
+``(entry, label, thunk, names[, heavy[, precondition]])``, where ``entry`` is the public name probed (``package.sub.name``),
 ``thunk`` makes one call with an input that breaks the documented contract (wrong shape or rank, NaN/inf,
 out-of-range ints/floats, wrong types, out-of-range indices, bad pytree structure, bad solver settings)
 and ``names`` is a regex for the argument (or leaf) a clear message must name.
@@ -11,10 +11,14 @@ Each call is classified as in ``shared/briefs/review_reliability.md``:
   (b) any other exception (raised inside a dependency, a bare AttributeError/IndexError, or a message
       that does not name the argument);
   (c) normal return; ``c_nan`` when the output holds NaN or inf;
-  (d) more than ``TIMEOUT`` seconds on one call.
+  (d) more than ``TIMEOUT`` seconds on one call;
+  (p) a normal return on a row marked with the documented ``precondition`` it breaks (a traced
+      value under jit that is not checked; not (a), but not a silent failure either).
+The (a) fraction is taken over all calls.
 An exception raised by the probe's own code (a broken set-up) fails the test instead of being counted.
 
-The default test runs the light cases (no flax init / training compile); the ``slow`` test runs them all.
+The default test runs one light case (no flax init / training compile) per entry point; the ``slow``
+test runs every case.
 Both print the table of figures and assert (a) >= 95 % and no silent NaN/inf output.
 Run ``python tests/test_api_probe.py`` (``--all`` for the full probe) to print the table alone.
 """
@@ -26,6 +30,7 @@ import os
 import re
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -93,20 +98,35 @@ def classify(thunk, names: str) -> tuple[str, str]:
     return ("c_nan" if _nonfinite(out) else "c"), type(out).__name__
 
 
-def run_probe(heavy: bool) -> list[dict]:
-    """Classify every case (the light ones only unless ``heavy``)."""
+def select_cases(full: bool) -> list[tuple]:
+    """All case rows (``full``), or the default subset: the first light (no compile-heavy set-up)
+    case of every entry point."""
+    rows, seen = [], set()
+    for package in PACKAGES:
+        for case in load_cases(package):
+            heavy = len(case) > 4 and case[4]
+            if full or (not heavy and case[0] not in seen):
+                rows.append(case)
+            if not heavy:
+                seen.add(case[0])
+    return rows
+
+
+def run_probe(full: bool) -> list[dict]:
+    """Classify the selected cases (:func:`select_cases`)."""
     rows = []
     old = jax.config.jax_traceback_filtering
     jax.config.update("jax_traceback_filtering", "off")
     try:
-        for package in PACKAGES:
-            for case in load_cases(package):
-                entry, label, thunk, names = case[:4]
-                is_heavy = len(case) > 4 and case[4]
-                if is_heavy and not heavy:
-                    continue
-                cat, detail = classify(thunk, names)
-                rows.append({"entry": entry, "label": label, "cat": cat, "detail": detail})
+        for case in select_cases(full):
+            entry, label, thunk, names = case[:4]
+            precondition = case[5] if len(case) > 5 else None
+            start = time.perf_counter()
+            cat, detail = classify(thunk, names)
+            if precondition and cat in ("c", "c_nan"):
+                cat, detail = "p", f"documented precondition: {precondition}"
+            rows.append({"entry": entry, "label": label, "cat": cat, "detail": detail,
+                         "seconds": time.perf_counter() - start})
     finally:
         jax.config.update("jax_traceback_filtering", old)
     return rows
@@ -120,13 +140,14 @@ def figures(rows: list[dict]) -> str:
         entries = len({r["entry"] for r in rs})
         pct = lambda k: f"{100 * k / n:.1f} %" if n else "-"  # noqa: E731
         return (f"| {name} | {entries} | {n} | {c['a']} ({pct(c['a'])}) | {c['b']} | {c['c'] + c['c_nan']} | "
-                f"{c['c_nan']} | {c['d']} |")
+                f"{c['c_nan']} | {c['p']} | {c['d']} |")
 
     groups = collections.defaultdict(list)
     for r in rows:
         groups[".".join(r["entry"].split(".")[:2])].append(r)
-    out = ["| sub-package | entry points | calls | (a) clear | (b) unclear | (c) silent | of which NaN/inf | (d) |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| sub-package | entry points | calls | (a) clear | (b) unclear | (c) silent | of which NaN/inf | "
+           "documented precondition | (d) |",
+           "|---|---|---|---|---|---|---|---|---|"]
     out += [line(k, groups[k]) for k in sorted(groups)]
     for p in PACKAGES:
         out.append(line(f"**{p}**", [r for r in rows if r["entry"].split(".")[0] == p]))
@@ -147,15 +168,17 @@ def _check(rows: list[dict]) -> None:
     assert clear >= GOAL, f"only {clear:.1%} clear errors (goal {GOAL:.0%})"
 
 
-def test_probe_light_cases():
-    rows = run_probe(heavy=False)
+def test_probe_default_subset():
+    """One light case per entry point (>= 200 entry points)."""
+    rows = run_probe(full=False)
     assert len({r["entry"] for r in rows}) >= 200
     _check(rows)
 
 
 @pytest.mark.slow
 def test_probe_all_cases():
-    rows = run_probe(heavy=True)
+    """Every case, the compile-heavy ones (model init, training) included (>= 230 entry points)."""
+    rows = run_probe(full=True)
     assert len({r["entry"] for r in rows}) >= 230
     _check(rows)
 
@@ -170,4 +193,8 @@ def test_every_case_names_a_public_entry_point():
 
 
 if __name__ == "__main__":
-    print(figures(run_probe(heavy="--all" in sys.argv)))
+    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")  # as tests/conftest.py
+    probe_rows = run_probe(full="--all" in sys.argv)
+    print(figures(probe_rows))
+    slowest = sorted(probe_rows, key=lambda r: -r["seconds"])[:10]
+    print("\nslowest calls:", ", ".join(f"{r['entry']} [{r['label']}] {r['seconds']:.2f} s" for r in slowest))

@@ -62,6 +62,19 @@ class UNet(nn.Module):
     time_dim: int = 64
     out_channels: int | None = None
 
+    def __post_init__(self):
+        if not self.channels:
+            raise ValueError("channels must list at least one level width, got ()")
+        for c in self.channels:
+            check_int("channels", c, minimum=1)
+        check_int("num_res_blocks", self.num_res_blocks, minimum=1)
+        check_int("time_dim", self.time_dim, minimum=2)
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even, got {self.time_dim}")
+        if self.out_channels is not None:
+            check_int("out_channels", self.out_channels, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jax.Array, t: jax.Array, delta_h: jax.Array | None = None):
         if x.ndim != 4:

@@ -80,6 +80,13 @@ class NeuralSpectralBlock(nn.Module):
     num_tokens: int = 4
     num_heads: int = 8
 
+    def __post_init__(self):
+        check_int("num_basis", self.num_basis, minimum=1)
+        check_int("patch_size", self.patch_size, minimum=1)
+        check_int("num_tokens", self.num_tokens, minimum=1)
+        check_int("num_heads", self.num_heads, minimum=1)
+        super().__post_init__()
+
     def encode(self, patches: jax.Array) -> jax.Array:
         """Latent encoder: (P, L, C) patch points -> (P, T, C) latent tokens."""
         c, h = patches.shape[-1], self.num_heads
@@ -131,6 +138,16 @@ class _Multiscale(nn.Module):
     num_tokens: int = 4
     num_heads: int = 8
     pad_to_fit: bool = False
+
+    def __post_init__(self):
+        check_int("out_channels", self.out_channels, minimum=1)
+        check_int("width", self.width, minimum=1)
+        check_int("num_scales", self.num_scales, minimum=1)
+        check_int("num_basis", self.num_basis, minimum=1)
+        check_int("patch_size", self.patch_size, minimum=1)
+        check_int("num_tokens", self.num_tokens, minimum=1)
+        check_int("num_heads", self.num_heads, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from geometry.lie.groups import gl_vee, group_inverse, xi_inv
-from sparsejax.core.validation import check_array, check_number, check_finite_array, check_int
+from sparsejax.core.validation import check_array, check_number, check_finite_array, check_int, check_choice
 
 
 def kernel_offsets(kernel_size: int) -> jax.Array:
@@ -225,6 +225,14 @@ class LiftingConv(nn.Module):
     stride: int = 1
     mask: str = "smooth"
 
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("kernel_size", self.kernel_size, minimum=1)
+        check_int("grid_size", self.grid_size, minimum=1)
+        check_int("stride", self.stride, minimum=1)
+        check_choice("mask", self.mask, KERNEL_MASKS)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, images: jax.Array, g: jax.Array) -> jax.Array:
         cin = images.shape[-1]
@@ -254,6 +262,14 @@ class SirenKernel(nn.Module):
     mask_slope: float = 2.0
     mask: str = "smooth"
     mask_coords: str = "full"
+
+    def __post_init__(self):
+        check_int("cin", self.cin, minimum=1)
+        check_int("cout", self.cout, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_hidden", self.num_hidden, minimum=1)
+        check_choice("mask", self.mask, KERNEL_MASKS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, v: jax.Array, lie: jax.Array) -> jax.Array:
@@ -295,6 +311,13 @@ class GroupConv(nn.Module):
     omega: float = 10.0
     mask: str = "smooth"
     mask_coords: str = "full"
+
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("kernel_size", self.kernel_size, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_choice("mask", self.mask, KERNEL_MASKS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, g_in: jax.Array, g_out: jax.Array, weights: jax.Array) -> jax.Array:

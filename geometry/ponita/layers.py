@@ -34,6 +34,12 @@ class KernelBasis(nn.Module):
     basis_dim: int
     degree: int = 3
 
+    def __post_init__(self):
+        check_int("hidden_dim", self.hidden_dim, minimum=1)
+        check_int("basis_dim", self.basis_dim, minimum=1)
+        check_int("degree", self.degree, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, attr: jax.Array) -> jax.Array:
         h = polynomial_features(attr, self.degree)
@@ -94,6 +100,10 @@ class SeparableFiberConv(nn.Module):
     channels: int
     degree_norm: bool = False
 
+    def __post_init__(self):
+        check_int("channels", self.channels, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, nbrs: Neighbours, spatial_basis, fiber_basis):
         k_s = nn.Dense(self.channels, use_bias=False, name="spatial_kernel")(spatial_basis)
@@ -116,6 +126,11 @@ class ConvNextBlock(nn.Module):
     widening_factor: int = 4
     layer_scale: Optional[float] = 1e-6
     degree_norm: bool = False
+
+    def __post_init__(self):
+        check_int("channels", self.channels, minimum=1)
+        check_int("widening_factor", self.widening_factor, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x, nbrs: Neighbours, spatial_basis, fiber_basis):

@@ -20,7 +20,7 @@ from geometry.ponita.graph import check_batch, masked_node_sum, polynomial_cutof
 from geometry.ponita.grids import orientation_grid
 from geometry.ponita.invariants import fiber_bundle_attributes, safe_norm
 from geometry.ponita.layers import ConvNextBlock, KernelBasis, lift_to_grid, sphere_to_scalar, sphere_to_vector
-from sparsejax.core.validation import check_array, check_type, check_finite_array, check_callable
+from sparsejax.core.validation import check_array, check_type, check_finite_array, check_callable, check_int
 
 
 def default_features(pos: jax.Array, scalars, vectors) -> tuple[jax.Array, jax.Array]:
@@ -65,6 +65,18 @@ class Ponita(nn.Module):
     max_neighbors: Optional[int] = None
     multiple_readouts: bool = True
     degree_norm: bool = False
+
+    def __post_init__(self):
+        check_int("hidden_dim", self.hidden_dim, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        check_int("num_ori", self.num_ori, minimum=1)
+        check_int("degree", self.degree, minimum=1)
+        check_int("widening_factor", self.widening_factor, minimum=1)
+        check_int("out_scalars", self.out_scalars, minimum=0)
+        check_int("out_vectors", self.out_vectors, minimum=0)
+        if self.basis_dim is not None:
+            check_int("basis_dim", self.basis_dim, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, pos, node_mask, scalars=None, vectors=None, grid_rotation=None):

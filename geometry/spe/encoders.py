@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from geometry.spe.layers import GIN, MLP
 from geometry.spe.spectral import GraphSpectrum, random_sign_flip
-from sparsejax.core.validation import check_finite_array, check_int
+from sparsejax.core.validation import check_finite_array, check_int, check_type
 
 
 def soft_partitions(eigvecs: jax.Array, phi: jax.Array) -> jax.Array:
@@ -54,6 +54,12 @@ class EigenvalueFunctions(nn.Module):
     hidden: int = 32
     num_layers: int = 3
     shared: bool = False
+
+    def __post_init__(self):
+        check_int("num_partitions", self.num_partitions, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, eigvals: jax.Array) -> jax.Array:
@@ -90,6 +96,15 @@ class SPE(nn.Module):
     rho_pool: str = "sum"
     shared_phi: bool = False
 
+    def __post_init__(self):
+        check_int("pe_dim", self.pe_dim, minimum=1)
+        check_int("num_partitions", self.num_partitions, minimum=1)
+        check_int("phi_hidden", self.phi_hidden, minimum=1)
+        check_int("phi_layers", self.phi_layers, minimum=1)
+        check_int("rho_hidden", self.rho_hidden, minimum=1)
+        check_int("rho_layers", self.rho_layers, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
         phi_fn = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, self.shared_phi,
@@ -121,6 +136,14 @@ class SignNet(nn.Module):
     phi_layers: int = 2
     rho_hidden: int = 32
 
+    def __post_init__(self):
+        check_int("pe_dim", self.pe_dim, minimum=1)
+        check_int("phi_features", self.phi_features, minimum=1)
+        check_int("phi_hidden", self.phi_hidden, minimum=1)
+        check_int("phi_layers", self.phi_layers, minimum=1)
+        check_int("rho_hidden", self.rho_hidden, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
         phi = GIN(self.phi_features, self.phi_hidden, self.phi_layers, name="phi")
@@ -140,8 +163,13 @@ class LapPE(nn.Module):
     pe_dim: int = 16
     sign_flip: bool = True
 
+    def __post_init__(self):
+        check_int("pe_dim", self.pe_dim, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
+        check_type("g", g, GraphSpectrum, "GraphSpectrum")
         v = g.eigvecs
         if train and self.sign_flip:
             v = random_sign_flip(self.make_rng("sign_flip"), v)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from geometry.spe.layers import MLP, GINLayer
 from geometry.spe.spectral import GraphSpectrum
-from sparsejax.core.validation import check_type
+from sparsejax.core.validation import check_type, check_int
 
 
 class GINRegressor(nn.Module):
@@ -25,6 +25,12 @@ class GINRegressor(nn.Module):
     hidden: int = 64
     num_layers: int = 4
     layer_norm: bool = True
+
+    def __post_init__(self):
+        check_int("out_dim", self.out_dim, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:

@@ -58,6 +58,7 @@ def grasp_scores(loss_fn, params, *batch):
 def activation_norms(model, variables, x, *, method=None) -> dict:
     """``{module path: ||X_j||_2}`` over a calibration batch ``x``: the L2 norm (over all leading
     axes) of every input feature ``j`` of each ``nn.Dense`` / ``nn.Conv`` call (Wanda's ``||X_j||``)."""
+    import flax
     import flax.linen as nn
 
     check_type("model", model, nn.Module, "flax.linen Module")
@@ -74,7 +75,10 @@ def activation_norms(model, variables, x, *, method=None) -> dict:
         return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record):
-        model.apply(variables, x, method=method)
+        try:
+            model.apply(variables, x, method=method)
+        except flax.errors.ScopeParamShapeError as e:
+            raise ValueError(f"x does not fit the model's parameters (wrong feature size?): {e}") from e
     return {k: jnp.sqrt(v) for k, v in norms.items()}
 
 

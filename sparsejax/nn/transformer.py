@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
+from sparsejax.core.validation import check_int, check_index_range
 
 
 def _check_heads(d_model: int, n_heads: int) -> None:
@@ -23,9 +24,16 @@ class SelfAttention(nn.Module):
     n_heads: int
     causal: bool = False
 
+    def __post_init__(self):
+        check_int("d_model", self.d_model, minimum=1)
+        check_int("n_heads", self.n_heads, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         _check_heads(self.d_model, self.n_heads)
+        if x.ndim != 3:
+            raise ValueError(f"x must have shape (batch, time, d_model), got {x.shape}")
         b, t, _ = x.shape
         head_dim = self.d_model // self.n_heads
         qkv = nn.Dense(3 * self.d_model, name="qkv")(x).reshape(b, t, 3, self.n_heads, head_dim)
@@ -66,6 +74,12 @@ class DecoderLM(nn.Module):
     max_len: int = 64
     mlp_ratio: int = 4
 
+    def __post_init__(self):
+        check_int("vocab_size", self.vocab_size, minimum=1)
+        for name in ("d_model", "n_layers", "n_heads", "max_len", "mlp_ratio"):
+            check_int(name, getattr(self, name), minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
         _check_heads(self.d_model, self.n_heads)
@@ -73,6 +87,7 @@ class DecoderLM(nn.Module):
             raise ValueError(f"DecoderLM expects tokens of shape (batch, time), got {tokens.shape}")
         if tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len={self.max_len}")
+        check_index_range("tokens", tokens, self.vocab_size)  # concrete tokens only (embedding gathers clamp)
         x = nn.Embed(self.vocab_size, self.d_model, name="tok_embed")(tokens)
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (self.max_len, self.d_model))
         x = x + pos[: tokens.shape[1]]
@@ -97,7 +112,7 @@ class ViT(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         _check_heads(self.d_model, self.n_heads)
         if x.ndim != 4:
-            raise ValueError(f"ViT expects NHWC input, got shape {x.shape}")
+            raise ValueError(f"x must be an NHWC batch (B, H, W, C) for ViT, got shape {x.shape}")
         b, h, w, c = x.shape
         p = self.patch_size
         if p < 1 or h % p or w % p:

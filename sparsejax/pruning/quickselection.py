@@ -48,6 +48,13 @@ class DAE(nn.Module):
     dropout: float = 0.2
     output: str = "linear"
 
+    def __post_init__(self):
+        check_int("n_features", self.n_features, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_number("dropout", self.dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_choice("output", self.output, ("linear", "tanh"))
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, *, train: bool = False):
         init = nn.initializers.normal(0.1)

@@ -26,7 +26,7 @@ import numpy as np
 
 from sparsejax.core.masks import apply_mask
 from sparsejax.core.tree import Predicate, check_like, is_none
-from sparsejax.core.validation import check_choice, check_int, check_number
+from sparsejax.core.validation import check_choice, check_int, check_number, check_same_length
 from sparsejax.pruning.imp import phase_sparsity, prune_magnitude
 
 
@@ -158,7 +158,7 @@ def train_ingredients(train_step: Callable, states, x, y, *, steps: int, batch_s
     from sparsejax.train import fit
 
     m = int(jax.tree_util.tree_leaves(states)[0].shape[0])
-    n = int(np.shape(x)[0])
+    n = check_same_length(x=x, y=y)
     perms = jnp.stack([jax.random.permutation(jax.random.fold_in(key, i), n) for i in range(m)])
     x, y = jnp.asarray(x), jnp.asarray(y)
     vstep = _vmapped_step(train_step)

@@ -64,7 +64,12 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def make_train_step(
     apply_fn: Callable, tx: optax.GradientTransformation, loss_fn: Callable = cross_entropy_loss
 ) -> Callable:
-    """Return jitted ``step(state, x, y) -> (state, loss)`` with ``loss = loss_fn(apply_fn(params, x), y)``."""
+    """Return jitted ``step(state, x, y) -> (state, loss)`` with ``loss = loss_fn(apply_fn(params, x), y)``.
+
+    Precondition (not checked inside the jitted step, which would need a host sync per step): labels
+    lie in ``[0, num_classes)``. An out-of-range label gives a NaN loss, which :func:`~sparsejax.train.fit`
+    reports as a ``DivergenceError`` naming the step; ``fit(..., num_classes=C)`` checks the labels up
+    front. Shapes and dtypes are checked at trace time."""
     check_callable("apply_fn", apply_fn)
     check_type("tx", tx, optax.GradientTransformation, "optax GradientTransformation")
     check_callable("loss_fn", loss_fn)
