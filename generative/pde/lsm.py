@@ -25,10 +25,9 @@ from sparsejax.core.validation import check_array, check_int, check_finite_array
 
 def patchify(x: jax.Array, patch: int) -> jax.Array:
     """(B, *S, C) -> (B * prod(S / patch), patch^d, C): split every spatial axis into patches."""
-    check_array("x", x, ndim=tuple(range(3, 8)))
-    patch = check_int("patch", patch, minimum=1)
     b, *spatial, c = x.shape
     d = len(spatial)
+    patch = check_int("patch", patch, minimum=1)
     if any(s % patch for s in spatial):
         raise ValueError(f"spatial shape {tuple(spatial)} is not divisible by patch size {patch}")
     shape = [b] + [v for s in spatial for v in (s // patch, patch)] + [c]

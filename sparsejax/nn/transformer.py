@@ -24,13 +24,10 @@ class SelfAttention(nn.Module):
     n_heads: int
     causal: bool = False
 
-    def __post_init__(self):
-        check_int("d_model", self.d_model, minimum=1)
-        check_int("n_heads", self.n_heads, minimum=1)
-        super().__post_init__()
-
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        check_int("d_model", self.d_model, minimum=1)
+        check_int("n_heads", self.n_heads, minimum=1)
         _check_heads(self.d_model, self.n_heads)
         if x.ndim != 3:
             raise ValueError(f"x must have shape (batch, time, d_model), got {x.shape}")
@@ -74,14 +71,11 @@ class DecoderLM(nn.Module):
     max_len: int = 64
     mlp_ratio: int = 4
 
-    def __post_init__(self):
+    @nn.compact
+    def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
         check_int("vocab_size", self.vocab_size, minimum=1)
         for name in ("d_model", "n_layers", "n_heads", "max_len", "mlp_ratio"):
             check_int(name, getattr(self, name), minimum=1)
-        super().__post_init__()
-
-    @nn.compact
-    def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
         _check_heads(self.d_model, self.n_heads)
         if tokens.ndim != 2:
             raise ValueError(f"DecoderLM expects tokens of shape (batch, time), got {tokens.shape}")
@@ -112,7 +106,7 @@ class ViT(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         _check_heads(self.d_model, self.n_heads)
         if x.ndim != 4:
-            raise ValueError(f"x must be an NHWC batch (B, H, W, C) for ViT, got shape {x.shape}")
+            raise ValueError(f"ViT expects NHWC input, got shape {x.shape}")
         b, h, w, c = x.shape
         p = self.patch_size
         if p < 1 or h % p or w % p:
