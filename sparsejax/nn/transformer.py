@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
-from sparsejax.core.validation import check_int, check_index_range
+
+from sparsejax.core.validation import check_index_range, check_int
 
 
 def _check_heads(d_model: int, n_heads: int) -> None:
