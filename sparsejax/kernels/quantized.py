@@ -157,8 +157,9 @@ def dequantize_weight(qw: QuantizedWeight) -> jax.Array:
 
 
 def quantized_nbytes(qw) -> int:
-    """Exact bytes of the stored arrays (packed codes, scales, zero points, indices if any; padding included)."""
-    _check_quantized(qw)
+    """Exact bytes of the stored arrays (packed codes, scales, zero points, indices if any; padding included)
+    of a `QuantizedWeight` or a `QuantBlockSparse`."""
+    _check_qbs(qw) if isinstance(qw, QuantBlockSparse) else _check_quantized(qw)
     return int(sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(qw)))
 
 
