@@ -11,9 +11,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from generative.diffusion.schedules import NoiseSchedule
-from sparsejax.core.validation import check_finite_array, check_int, check_number
+from sparsejax.core.validation import check_finite_array, check_int, check_number, is_traced
 
 
 class DDIMTrajectory(NamedTuple):
@@ -41,7 +42,15 @@ def _prev_alpha_bars(schedule: NoiseSchedule, ts: jax.Array) -> jax.Array:
 
 
 def ddim_sigma(alpha_bar_t: jax.Array, alpha_bar_prev: jax.Array, eta: float) -> jax.Array:
-    """``sigma_t(eta) = eta sqrt((1 - a_prev)/(1 - a_t)) sqrt(1 - a_t / a_prev)`` (Song et al. eq. 16)."""
+    """``sigma_t(eta) = eta sqrt((1 - a_prev)/(1 - a_t)) sqrt(1 - a_t / a_prev)`` (Song et al. eq. 16).
+
+    Concrete ``alpha_bar`` values must lie in ``(0, 1]`` (a precondition under jit)."""
+    check_number("eta", eta, minimum=0.0, allow_traced=True)
+    for name, a in (("alpha_bar_t", alpha_bar_t), ("alpha_bar_prev", alpha_bar_prev)):
+        if not is_traced(a):
+            arr = np.asarray(a)
+            if not np.all((arr > 0) & (arr <= 1)):
+                raise ValueError(f"{name} must lie in (0, 1], got {arr.min():.3g} .. {arr.max():.3g}")
     return eta * jnp.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)) * jnp.sqrt(1.0 - alpha_bar_t / alpha_bar_prev)
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from generative.diffusion.schedules import NoiseSchedule
-from sparsejax.core.validation import check_finite_array, check_index_range
+from sparsejax.core.validation import check_finite_array, check_index_range, check_callable, check_array, check_type
 from sparsejax.train import TrainState
 
 
@@ -34,6 +34,9 @@ def q_sample(schedule: NoiseSchedule, x0: jax.Array, t: jax.Array, noise: jax.Ar
 def ddpm_loss(eps_fn: Callable, schedule: NoiseSchedule, x0: jax.Array, key: jax.Array) -> jax.Array:
     """Simplified DDPM objective ``E_{t, eps} ||eps - eps_theta(x_t, t)||^2`` (Ho et al. eq. 14),
     with ``t`` uniform over the ``T`` steps and the squared error averaged over pixels and batch."""
+    check_callable("eps_fn", eps_fn)
+    check_array("x0", x0, ndim=tuple(range(1, 8)), dtype_kind="f")
+    check_finite_array("x0", x0)
     t_key, n_key = jax.random.split(key)
     t = jax.random.randint(t_key, (x0.shape[0],), 0, schedule.num_timesteps)
     noise = jax.random.normal(n_key, x0.shape, x0.dtype)
@@ -46,6 +49,8 @@ def make_ddpm_train_step(apply_fn: Callable, tx: optax.GradientTransformation, s
 
     ``apply_fn(params, x_t, t, delta_h) -> (eps, h)`` is e.g. ``UNet(...).apply``.
     """
+    check_callable("apply_fn", apply_fn)
+    check_type("schedule", schedule, NoiseSchedule)
 
     def step(state: TrainState, x0: jax.Array, key: jax.Array) -> tuple[TrainState, jax.Array]:
         def loss_fn(params: Any) -> jax.Array:

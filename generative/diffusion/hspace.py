@@ -30,7 +30,7 @@ import numpy as np
 
 from generative.diffusion.ddim import DDIMTrajectory, ddim_sample
 from generative.diffusion.schedules import NoiseSchedule
-from sparsejax.core.validation import check_finite_array, check_int
+from sparsejax.core.validation import check_finite_array, check_int, is_traced
 
 
 class PCADirections(NamedTuple):
@@ -250,6 +250,8 @@ def project_out(direction: jax.Array, others: jax.Array) -> jax.Array:
     """
     if others.ndim != direction.ndim + 1 or others.shape[1:] != direction.shape:
         raise ValueError(f"others must have shape (m, {', '.join(map(str, direction.shape))}), got {others.shape}")
+    check_finite_array("direction", direction)
+    check_finite_array("others", others)
     n = direction.reshape(-1)
     mat = others.reshape(others.shape[0], -1)
     coef = jnp.linalg.lstsq(mat @ mat.T, mat @ n)[0]
@@ -266,6 +268,11 @@ def scale_to_h_std(direction: jax.Array, hs: jax.Array, *, per_timestep: bool = 
     _check_hs(hs)
     if hs.shape[1:] != direction.shape:
         raise ValueError(f"direction shape {direction.shape} does not match h-codes {hs.shape[1:]}")
+    check_finite_array("direction", direction)
+    if not is_traced(direction):
+        norms = np.linalg.norm(np.asarray(direction).reshape(direction.shape[0] if per_timestep else 1, -1), axis=1)
+        if not np.all(norms > 0):
+            raise ValueError("direction must be non-zero (at every step with per_timestep), got a zero vector")
     n = hs.shape[0]
     if per_timestep:
         d = direction.reshape(direction.shape[0], -1)

@@ -75,4 +75,4 @@ def make_schedule(kind: str, num_timesteps: int) -> NoiseSchedule:
         return linear_schedule(num_timesteps)
     if kind == "cosine":
         return cosine_schedule(num_timesteps)
-    raise ValueError(f"unknown schedule {kind!r}; valid: 'linear', 'cosine'")
+    raise ValueError(f"unknown schedule kind {kind!r}; valid: 'linear', 'cosine'")

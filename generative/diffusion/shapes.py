@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.stats as jstats
 
-from sparsejax.core.validation import check_finite_array
+from sparsejax.core.validation import check_finite_array, check_int, check_number
 
 FACTOR_NAMES = ("size", "x", "y", "brightness", "shape")
 SQUARENESS_THRESHOLD = 5.0 / 6.0  # midway between a disk (2/3) and a square (1)
@@ -38,8 +38,7 @@ class ShapeData(NamedTuple):
 
 def factor_ranges(image_size: int) -> dict[str, tuple[float, float]]:
     """Ranges of the continuous factors for ``image_size`` (the shape always fits in the image)."""
-    if image_size < 8:
-        raise ValueError(f"image_size must be >= 8, got {image_size}")
+    image_size = check_int("image_size", image_size, minimum=8)
     size = (0.25 * image_size, 0.5 * image_size)
     margin = 0.5 * size[1] * 1.2 + 0.5
     centre = (margin - 0.5, image_size - 0.5 - margin)
@@ -51,8 +50,7 @@ def sample_factors(key: jax.Array, n: int, image_size: int = 16, *, size_brightn
     Gaussian copula in which ``size`` and ``brightness`` have correlation ``size_brightness_corr``),
     shape class a fair coin. The correlation plants the kind of dataset bias that the paper's
     projection (Sec. 5.1) is meant to remove."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = check_int("n", n, minimum=1)
     if not -1.0 < size_brightness_corr < 1.0:
         raise ValueError(f"size_brightness_corr must be in (-1, 1), got {size_brightness_corr}")
     ranges = factor_ranges(image_size)
@@ -72,6 +70,7 @@ def render_shapes(factors: jax.Array, image_size: int = 16) -> jax.Array:
     if factors.ndim != 2 or factors.shape[1] != len(FACTOR_NAMES):
         raise ValueError(f"factors must have shape (N, {len(FACTOR_NAMES)}), got {factors.shape}")
     check_finite_array("factors", factors)
+    image_size = check_int("image_size", image_size, minimum=1)
     coords = jnp.arange(image_size, dtype=jnp.float32)
 
     def one(f):
@@ -102,6 +101,7 @@ def estimate_factors(images: jax.Array, *, floor: float = 0.1) -> jax.Array:
     """
     if images.ndim != 4 or images.shape[-1] != 1:
         raise ValueError(f"images must have shape (N, H, W, 1), got {images.shape}")
+    check_number("floor", floor, minimum=0.0, maximum=1.0, max_inclusive=False)
     inten = jnp.clip((images[..., 0] + 1.0) / 2.0, 0.0, 1.0)
     inten = jnp.where(inten >= floor, inten, 0.0)
     h, w = images.shape[1:3]

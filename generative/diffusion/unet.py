@@ -14,13 +14,16 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from sparsejax.core.validation import check_int, check_number, check_type
 
 
 def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
     """Sinusoidal embedding of (integer or real) timesteps ``t`` of shape ``(B,)`` -> ``(B, dim)``
     (Vaswani et al. 2017, as used by Ho et al. 2020)."""
+    dim = check_int("dim", dim, minimum=2)
     if dim % 2:
         raise ValueError(f"embedding dim must be even, got {dim}")
+    check_number("max_period", max_period, minimum=0.0, min_inclusive=False)
     half = dim // 2
     freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
     args = jnp.asarray(t, jnp.float32)[:, None] * freqs[None]
@@ -58,6 +61,19 @@ class UNet(nn.Module):
     num_res_blocks: int = 1
     time_dim: int = 64
     out_channels: int | None = None
+
+    def __post_init__(self):
+        if not self.channels:
+            raise ValueError("channels must list at least one level width, got ()")
+        for c in self.channels:
+            check_int("channels", c, minimum=1)
+        check_int("num_res_blocks", self.num_res_blocks, minimum=1)
+        check_int("time_dim", self.time_dim, minimum=2)
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even, got {self.time_dim}")
+        if self.out_channels is not None:
+            check_int("out_channels", self.out_channels, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, t: jax.Array, delta_h: jax.Array | None = None):
@@ -98,6 +114,7 @@ class UNet(nn.Module):
 
 def unet_eps_fn(model: UNet, params) -> Callable:
     """Close over ``params``: ``eps_fn(x_t, t, delta_h) -> (eps, h)`` for the samplers."""
+    check_type("model", model, UNet)
 
     def eps_fn(x, t, delta_h=None):
         return model.apply(params, x, t, delta_h)

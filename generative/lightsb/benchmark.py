@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from generative.lightsb.potential import check_epsilon, check_points
-from sparsejax.core.validation import check_int, check_number
+from sparsejax.core.validation import check_int, check_number, check_type
 
 
 class MixtureBenchmark(NamedTuple):
@@ -97,11 +97,13 @@ def plan_moments(bench: MixtureBenchmark, x) -> tuple[jax.Array, jax.Array]:
 
 def source_sampler(bench: MixtureBenchmark):
     """Jax-traceable ``f(key, n) -> (n, d)`` samples of ``p0 = N(0, I)``."""
+    check_type("bench", bench, MixtureBenchmark)
     return lambda key, n: jax.random.normal(key, (n, bench.dim))
 
 
 def sample_true_plan(key, bench: MixtureBenchmark, x) -> jax.Array:
     """One sample ``y ~ pi(y | x)`` per row of ``x`` (jax-traceable)."""
+    x = check_points(x, bench.dim)
     cond_cov, bias, chol_marg = _plan_parts(bench)
     key_k, key_z = jax.random.split(key)
     comp = jax.random.categorical(key_k, _log_weights(bench, chol_marg, x), axis=-1)
@@ -112,6 +114,7 @@ def sample_true_plan(key, bench: MixtureBenchmark, x) -> jax.Array:
 
 def target_sampler(bench: MixtureBenchmark):
     """Jax-traceable ``f(key, n) -> (n, d)`` samples of the target ``p1`` (x ~ p0, then y ~ pi(.|x))."""
+    check_type("bench", bench, MixtureBenchmark)
     def sample(key, n):
         kx, ky = jax.random.split(key)
         return sample_true_plan(ky, bench, jax.random.normal(kx, (n, bench.dim)))

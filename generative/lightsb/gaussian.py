@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from sparsejax.core.validation import check_finite_array, check_number
+from sparsejax.core.validation import check_finite_array, check_number, is_traced
 
 
 def _sqrtm_psd(m: jax.Array) -> jax.Array:
@@ -65,6 +66,19 @@ def gaussian_eot_conditional(mean_a, cov_a, mean_b, cov_b, epsilon: float):
     return slope, mean_b - slope @ mean_a, cond_cov
 
 
+def _check_psd(name: str, cov) -> None:
+    """A concrete covariance must be symmetric positive semi-definite (up to rounding)."""
+    if is_traced(cov) or not np.size(cov):
+        return
+    c = np.asarray(cov, np.float64)
+    scale = max(1.0, float(np.abs(c).max()))
+    if np.abs(c - np.swapaxes(c, -1, -2)).max() > 1e-4 * scale:
+        raise ValueError(f"{name} must be symmetric")
+    low = float(np.linalg.eigvalsh(0.5 * (c + np.swapaxes(c, -1, -2))).min())
+    if low < -1e-5 * scale:
+        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue {low:.3g}")
+
+
 def bures_wasserstein_sq(mean1, cov1, mean2, cov2) -> jax.Array:
     """Squared Bures-Wasserstein distance ``||m1 - m2||^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2``
     between ``N(mean1, cov1)`` and ``N(mean2, cov2)``; batched over leading axes. This is twice the
@@ -78,6 +92,8 @@ def bures_wasserstein_sq(mean1, cov1, mean2, cov2) -> jax.Array:
             raise ValueError(f"{name} must have shape {mean1.shape + (d,)}, got {c.shape}")
     for name, v in (("mean1", mean1), ("cov1", cov1), ("mean2", mean2), ("cov2", cov2)):
         check_finite_array(name, v)
+    for name, c in (("cov1", cov1), ("cov2", cov2)):
+        _check_psd(name, c)
     root1 = _sqrtm_psd(cov1)
     cross = _sqrtm_psd(root1 @ cov2 @ root1)
     trace = jnp.trace(cov1, axis1=-2, axis2=-1) + jnp.trace(cov2, axis1=-2, axis2=-1)
@@ -88,5 +104,7 @@ def cbw2_uvp(mean_hat, cov_hat, mean_true, cov_true, var_p1) -> jax.Array:
     """cBW2-UVP in percent (official EOT-benchmark definition, module docstring) from conditional
     moments at test points: means ``(n, d)``, covariances ``(n, d, d)``; ``var_p1 = tr Cov(p1)``."""
     var_p1 = check_number("var_p1", var_p1, minimum=0.0, min_inclusive=False)
+    for name, v in (("mean_hat", mean_hat), ("cov_hat", cov_hat), ("mean_true", mean_true), ("cov_true", cov_true)):
+        check_finite_array(name, jnp.asarray(v))
     bw_half = 0.5 * bures_wasserstein_sq(mean_hat, cov_hat, mean_true, cov_true)
     return 100.0 * jnp.mean(bw_half) / (0.5 * var_p1)

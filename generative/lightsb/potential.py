@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sparsejax.core.validation import check_finite_array, check_int, check_number
+from sparsejax.core.validation import check_finite_array, check_int, check_number, check_type
 
 
 @struct.dataclass
@@ -107,6 +107,7 @@ def cholesky_factor(params: LightSBParams) -> jax.Array:
 
 def covariance_factors(params: LightSBParams) -> jax.Array:
     """The matrices ``S_k``, shape ``(K, d, d)``."""
+    check_type("params", params, LightSBParams)
     if params.lower is None:
         return jnp.exp(params.log_s)[:, :, None] * jnp.eye(params.dim, dtype=params.log_s.dtype)
     chol = cholesky_factor(params)
@@ -130,12 +131,14 @@ def component_logits(params: LightSBParams, x: jax.Array) -> jax.Array:
 
 def log_c(params: LightSBParams, x: jax.Array) -> jax.Array:
     """``log c_theta(x)`` (eq. 11), shape ``(n,)``."""
+    x = check_points(x, params.dim)
     return jax.nn.logsumexp(component_logits(params, x), axis=-1)
 
 
 def log_potential(params: LightSBParams, y: jax.Array) -> jax.Array:
     """``log v_theta(y) = log sum_k alpha_k N(y | r_k, eps S_k)`` (eq. 10), shape ``(n,)``."""
     eps, d = params.epsilon, params.dim
+    y = check_points(y, d, "y")
     diff = y[:, None, :] - params.r[None]  # (n, K, d)
     if params.lower is None:
         maha = jnp.sum(diff**2 * jnp.exp(-params.log_s)[None], axis=-1)
@@ -149,6 +152,7 @@ def log_potential(params: LightSBParams, y: jax.Array) -> jax.Array:
 
 def conditional_components(params: LightSBParams, x: jax.Array):
     """Mixture ``pi_theta(y|x)`` (Prop. 3.2): ``(log_weights (n,K), means (n,K,d), covs (K,d,d))``."""
+    x = check_points(x, params.dim)
     logits = component_logits(params, x)
     log_w = logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
     means = params.r[None] + _s_times(params, x)
@@ -191,6 +195,9 @@ def plan_chunk_rows(params: LightSBParams, num_samples: int, n: int, budget: int
     """Rows of ``x`` (of ``n``) sampled together by :func:`sample_plan`, so that the per-chunk
     temporaries (``rows * max(num_samples * d * (d if full S else 1), K * d)`` elements) stay below
     ``budget``. A divisor of ``n`` is preferred (no padded rows, hence no copy of the output)."""
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    n = check_int("n", n, minimum=1)
+    budget = check_int("budget", budget, minimum=1)
     d, k = params.dim, params.n_components
     per_row = max(num_samples * d * (1 if params.lower is None else d), k * d, 1)
     cmax = max(1, budget // per_row)

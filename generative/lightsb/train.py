@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from generative.lightsb.potential import LightSBParams, check_epsilon, init, log_c, log_potential
+from generative.lightsb.potential import LightSBParams, check_epsilon, init, log_c, log_potential, check_points
 from sparsejax.core.validation import check_finite_array, check_int, check_number
 from sparsejax.data import batch_indices
 from sparsejax.train.divergence import check_finite_loss
@@ -23,6 +23,7 @@ Source = Union[jax.Array, Callable[[jax.Array, int], jax.Array]]
 
 def loss(params: LightSBParams, x0: jax.Array, x1: jax.Array) -> jax.Array:
     """Minibatch estimate of eq. 9: ``mean log c_theta(x0) - mean log v_theta(x1)``."""
+    x0, x1 = check_points(x0, params.dim, "x0"), check_points(x1, params.dim, "x1")
     return jnp.mean(log_c(params, x0)) - jnp.mean(log_potential(params, x1))
 
 

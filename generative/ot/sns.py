@@ -74,7 +74,9 @@ from ott.geometry import geometry
 from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn
 
-from sparsejax.core.validation import check_choice, check_finite_array, check_int, check_number, is_traced
+from sparsejax.core.validation import (
+    check_choice, check_finite_array, check_int, check_number, is_traced, check_array,
+)
 
 
 class SparsePlan(NamedTuple):
@@ -112,6 +114,14 @@ def _truncation_level(logp, plan, k, mass_target, lo, hi, steps):
     return jnp.where(jnp.sum(logp >= lo) <= k, lo, hi)
 
 
+def _check_sparsify_args(plan, k, mass_tol) -> None:
+    check_array("plan", plan, ndim=2, dtype_kind="f")
+    check_int("k", k, minimum=1, maximum=int(np.prod(plan.shape)))
+    if mass_tol is not None:
+        check_number("mass_tol", mass_tol, minimum=0.0, maximum=1.0, max_inclusive=False, allow_traced=True)
+    check_finite_array("plan", plan)
+
+
 def sparsify(plan: jax.Array, k: int, *, mass_tol: Optional[float] = None, level_hint=None,
              bisection_steps: int = 48, hint_width: float = 4.0) -> Tuple[SparsePlan, jax.Array]:
     """Keep the largest entries of ``plan``, at most ``k`` of them: the paper's ``Sparsify`` by truncation.
@@ -124,7 +134,7 @@ def sparsify(plan: jax.Array, k: int, *, mass_tol: Optional[float] = None, level
     else over the full range. Unused slots are padded with zero values. Returns
     ``(SparsePlan, level)``.
     """
-    m = plan.shape[1]
+    m = np.shape(plan)[1] if np.ndim(plan) == 2 else None
     level = sparsify_level(plan, k, mass_tol=mass_tol, level_hint=level_hint, bisection_steps=bisection_steps,
                            hint_width=hint_width)
     keep = jnp.log(plan) >= level
@@ -137,6 +147,7 @@ def sparsify(plan: jax.Array, k: int, *, mass_tol: Optional[float] = None, level
 def sparsify_level(plan: jax.Array, k: int, *, mass_tol: Optional[float] = None, level_hint=None,
                    bisection_steps: int = 48, hint_width: float = 4.0) -> jax.Array:
     """The truncation level on ``log P`` used by :func:`sparsify` (entries with ``log P >= level`` are kept)."""
+    _check_sparsify_args(plan, k, mass_tol)
     logp = jnp.log(plan)
     finite = jnp.isfinite(logp)
     top = jnp.max(jnp.where(finite, logp, -jnp.inf)) + 1e-6
@@ -161,13 +172,25 @@ def sparsify_level(plan: jax.Array, k: int, *, mass_tol: Optional[float] = None,
 def sparse_hessian_matvec(sp: SparsePlan, row_sums, col_sums, epsilon, v):
     """``M v`` for ``M = (1/eps) [[diag(row_sums), P_s], [P_s^T, diag(col_sums)]]``, ``v = (v_f, v_g)``."""
     vf, vg = v
+    check_array("row_sums", row_sums, shape=tuple(np.shape(vf)))
+    check_array("col_sums", col_sums, shape=tuple(np.shape(vg)))
+    check_number("epsilon", epsilon, minimum=0.0, min_inclusive=False, allow_traced=True)
     pf = jax.ops.segment_sum(sp.values * vg[sp.cols], sp.rows, num_segments=vf.shape[0])
     pg = jax.ops.segment_sum(sp.values * vf[sp.rows], sp.cols, num_segments=vg.shape[0])
     return (row_sums * vf + pf) / epsilon, (col_sums * vg + pg) / epsilon
 
 
+def _check_duals(geom, a, b, f, g) -> None:
+    """Marginals and potentials of lengths ``n`` (``a``, ``f``) and ``m`` (``b``, ``g``) of ``geom``; finite."""
+    n, m = geom.shape
+    for name, v, size in (("a", a, n), ("b", b, m), ("f", f, n), ("g", g, m)):
+        check_array(name, v, shape=(size,))
+        check_finite_array(name, v)
+
+
 def lyapunov(geom: geometry.Geometry, a, b, f, g) -> jax.Array:
     """The concave Lyapunov (dual) potential ``L(f, g)`` (paper eq. 3 in ott-jax's potentials)."""
+    _check_duals(geom, a, b, f, g)
     eps = geom.epsilon
     log_mass = jax.nn.logsumexp(geom._center(f, g) / eps)
     return jnp.dot(a, f) + jnp.dot(b, g) - eps * jnp.exp(log_mass)
@@ -175,6 +198,7 @@ def lyapunov(geom: geometry.Geometry, a, b, f, g) -> jax.Array:
 
 def marginal_error(geom: geometry.Geometry, a, b, f, g) -> jax.Array:
     """``||P 1 - a||_1 + ||P^T 1 - b||_1`` for ``P = exp((f + g - C)/eps)``."""
+    _check_duals(geom, a, b, f, g)
     plan = geom.transport_from_potentials(f, g)
     return jnp.sum(jnp.abs(plan.sum(1) - a)) + jnp.sum(jnp.abs(plan.sum(0) - b))
 
@@ -274,6 +298,7 @@ class SNSOutput:
 def check_balanced(prob: linear_problem.LinearProblem, rtol: float = 1e-5) -> None:
     """Raise ``ValueError`` unless ``prob`` is balanced, ``a``, ``b`` are finite, non-negative and of
     equal total mass, and the geometry's epsilon is finite and positive."""
+    check_number("rtol", rtol, minimum=0.0)
     if not prob.is_balanced:
         raise ValueError(f"SinkhornNewtonSparse solves balanced problems; got tau_a={prob.tau_a}, tau_b={prob.tau_b}")
     eps = prob.geom.epsilon

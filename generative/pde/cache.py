@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from sparsejax.core.validation import check_callable
+
 DEFAULT_DATA_DIR = Path("data_cache") / "pde"
 
 
@@ -28,6 +30,8 @@ def cache_path(name: str, params: dict, data_dir: str | Path = DEFAULT_DATA_DIR)
     """
     if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
         raise ValueError(f"name must be alphanumeric/underscore, got {name!r}")
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of scalar settings, got {type(params).__name__}")
     parts = []
     for key in sorted(params):
         value = params[key]
@@ -55,7 +59,11 @@ def cached(name: str, params: dict, build: Callable[[], dict], data_dir: str | P
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
-    arrays = {k: np.asarray(v) for k, v in build().items()}
+    check_callable("build", build)
+    built = build()
+    if not isinstance(built, dict):
+        raise TypeError(f"build must return a dict of arrays, got {type(built).__name__}")
+    arrays = {k: np.asarray(v) for k, v in built.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as fh:

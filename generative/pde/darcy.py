@@ -16,6 +16,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from generative.pde.grf import gaussian_random_field
 from sparsejax.core.validation import check_finite_array, check_int, check_number, is_traced
@@ -24,6 +25,7 @@ from sparsejax.core.validation import check_finite_array, check_int, check_numbe
 def _check_grid(a: jax.Array) -> None:
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 3:
         raise ValueError(f"a must be a square (n, n) grid with n >= 3, got shape {a.shape}")
+    check_finite_array("a", a)
 
 
 def face_coefficients(a: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -65,6 +67,8 @@ def solve_darcy(a: jax.Array, f: jax.Array | float = 1.0, tol: float = 1e-6, max
     if not is_traced(a) and float(jnp.min(a)) <= 0:
         raise ValueError(f"a (permeability) must be positive, got min {float(jnp.min(a))}")
     check_finite_array("f", jnp.asarray(f) if not is_traced(f) else f)
+    if np.ndim(f) not in (0, 2) or (np.ndim(f) == 2 and tuple(np.shape(f)) != tuple(a.shape)):
+        raise ValueError(f"f must be a scalar or an array of the grid shape {tuple(a.shape)}, got shape {np.shape(f)}")
     tol = check_number("tol", tol, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False,
                        allow_traced=True)
     if maxiter is not None:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from generative.pde.layers import with_grid
+from sparsejax.core.validation import check_int
 
 
 class SpectralConv(nn.Module):
@@ -15,6 +16,11 @@ class SpectralConv(nn.Module):
 
     features: int
     modes: int
+
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("modes", self.modes, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -50,6 +56,14 @@ class FNO(nn.Module):
     modes: int = 12
     depth: int = 4
     padding: int = 0
+
+    def __post_init__(self):
+        check_int("out_channels", self.out_channels, minimum=1)
+        check_int("width", self.width, minimum=1)
+        check_int("modes", self.modes, minimum=1)
+        check_int("depth", self.depth, minimum=1)
+        check_int("padding", self.padding, minimum=0)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:

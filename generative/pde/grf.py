@@ -12,9 +12,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from sparsejax.core.validation import check_int, check_number
+
 
 def fno_sigma(alpha: float, tau: float, dim: int) -> float:
     """The FNO default amplitude ``tau^(alpha - dim / 2)`` (makes the field O(1) for any tau)."""
+    check_number("alpha", alpha)
+    check_number("tau", tau, minimum=0.0, min_inclusive=False)
+    check_int("dim", dim, minimum=1)
     return float(tau ** (0.5 * (2.0 * alpha - dim)))
 
 

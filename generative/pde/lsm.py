@@ -20,12 +20,14 @@ import jax
 import jax.numpy as jnp
 
 from generative.pde.layers import DoubleConv, Down, Up, with_grid
+from sparsejax.core.validation import check_array, check_int, check_finite_array
 
 
 def patchify(x: jax.Array, patch: int) -> jax.Array:
     """Split every spatial axis into patches: ``(B, *S, C)`` becomes ``(B * prod(S / patch), patch**d, C)``."""
     b, *spatial, c = x.shape
     d = len(spatial)
+    patch = check_int("patch", patch, minimum=1)
     if any(s % patch for s in spatial):
         raise ValueError(f"spatial shape {tuple(spatial)} is not divisible by patch size {patch}")
     shape = [b] + [v for s in spatial for v in (s // patch, patch)] + [c]
@@ -36,7 +38,15 @@ def patchify(x: jax.Array, patch: int) -> jax.Array:
 
 def unpatchify(x: jax.Array, batch: int, spatial: tuple[int, ...], patch: int) -> jax.Array:
     """Inverse of :func:`patchify`."""
+    patch = check_int("patch", patch, minimum=1)
+    batch = check_int("batch", batch, minimum=1)
     d = len(spatial)
+    if any(s % patch for s in spatial):
+        raise ValueError(f"spatial shape {tuple(spatial)} is not divisible by patch size {patch}")
+    want = batch * math.prod(s // patch for s in spatial)
+    if x.ndim != 3 or x.shape[0] != want or x.shape[1] != patch ** d:
+        raise ValueError(f"x must have shape ({want}, {patch ** d}, C) for batch={batch}, spatial={tuple(spatial)}, "
+                         f"patch={patch}, got {tuple(x.shape)}")
     c = x.shape[-1]
     x = x.reshape([batch] + [s // patch for s in spatial] + [patch] * d + [c])
     order = [0] + [v for i in range(d) for v in (1 + i, 1 + d + i)] + [2 * d + 1]
@@ -45,6 +55,9 @@ def unpatchify(x: jax.Array, batch: int, spatial: tuple[int, ...], patch: int) -
 
 def trigonometric_basis(z: jax.Array, num_basis: int) -> jax.Array:
     """``[sin(pi k z / K), cos(pi k z / K)]_{k=0..K-1}`` on a new last axis (size ``2K``), Sec. 3.2."""
+    num_basis = check_int("num_basis", num_basis, minimum=1)
+    check_array("z", z, dtype_kind="f")
+    check_finite_array("z", z)
     freqs = jnp.arange(num_basis, dtype=z.dtype) / num_basis
     arg = jnp.pi * z[..., None] * freqs
     return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=-1)
@@ -65,6 +78,13 @@ class NeuralSpectralBlock(nn.Module):
     patch_size: int = 4
     num_tokens: int = 4
     num_heads: int = 8
+
+    def __post_init__(self):
+        check_int("num_basis", self.num_basis, minimum=1)
+        check_int("patch_size", self.patch_size, minimum=1)
+        check_int("num_tokens", self.num_tokens, minimum=1)
+        check_int("num_heads", self.num_heads, minimum=1)
+        super().__post_init__()
 
     def encode(self, patches: jax.Array) -> jax.Array:
         """Latent encoder: (P, L, C) patch points -> (P, T, C) latent tokens."""
@@ -118,6 +138,16 @@ class _Multiscale(nn.Module):
     num_heads: int = 8
     pad_to_fit: bool = False
 
+    def __post_init__(self):
+        check_int("out_channels", self.out_channels, minimum=1)
+        check_int("width", self.width, minimum=1)
+        check_int("num_scales", self.num_scales, minimum=1)
+        check_int("num_basis", self.num_basis, minimum=1)
+        check_int("patch_size", self.patch_size, minimum=1)
+        check_int("num_tokens", self.num_tokens, minimum=1)
+        check_int("num_heads", self.num_heads, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.ndim not in (3, 4):
@@ -165,4 +195,8 @@ class UNet(_Multiscale):
 
 def count_params(params) -> int:
     """Total number of scalar parameters in a pytree."""
-    return int(sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
+    leaves = jax.tree_util.tree_leaves(params)
+    for leaf in leaves:
+        if not hasattr(leaf, "shape"):
+            raise TypeError(f"params must be a pytree of arrays, got a {type(leaf).__name__} leaf")
+    return int(sum(math.prod(p.shape) for p in leaves))

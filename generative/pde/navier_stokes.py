@@ -21,6 +21,7 @@ from sparsejax.core.validation import check_finite_array, check_int, check_numbe
 
 def fno_forcing(resolution: int) -> jax.Array:
     """``0.1 (sin(2 pi (x + y)) + cos(2 pi (x + y)))`` on the ``(n, n)`` grid ``x_i = i / n``."""
+    resolution = check_int("resolution", resolution, minimum=1)
     x = jnp.arange(resolution) / resolution
     s = x[:, None] + x[None, :]
     return (0.1 * (jnp.sin(2 * jnp.pi * s) + jnp.cos(2 * jnp.pi * s))).astype(jnp.float32)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsejax.core.validation import check_finite_array, is_traced
+from sparsejax.core.validation import check_finite_array, is_traced, check_int
 
 
 def _check_square(g, name: str = "g", min_ndim: int = 2) -> jax.Array:
@@ -83,6 +83,14 @@ def _check_rotation(r, name: str) -> None:
                              f"and det = {float(np.min(np.linalg.det(a))):.3g}")
 
 
+def _check_symmetric(y, name: str) -> None:
+    a = _host(y)
+    if a is not None and a.size:
+        asym = np.abs(a - np.swapaxes(a, -1, -2)).max()
+        if asym > 1e-4 * max(1.0, np.abs(a).max()):
+            raise ValueError(f"{name} must be symmetric, got max |{name} - {name}^T| = {asym:.3g}")
+
+
 def _t(x: jax.Array) -> jax.Array:
     return jnp.swapaxes(x, -1, -2)
 
@@ -95,7 +103,9 @@ def _sym_fn(x: jax.Array, fn) -> jax.Array:
 
 def spd_exp(y) -> jax.Array:
     """Matrix exponential of a symmetric matrix (lands in Pos(n))."""
-    return _sym_fn(_check_square(y, "y"), jnp.exp)
+    y = _check_square(y, "y")
+    _check_symmetric(y, "y")
+    return _sym_fn(y, jnp.exp)
 
 
 def spd_log(p) -> jax.Array:
@@ -129,7 +139,10 @@ def polar_decomposition(g) -> tuple[jax.Array, jax.Array]:
 
 def compose_polar(p, r) -> jax.Array:
     """Inverse of :func:`polar_decomposition`: ``(p, r) -> p r`` (the map phi, Sec. 4)."""
-    return _check_square(p, "p") @ _check_square(r, "r")
+    p, r = _check_square(p, "p"), _check_square(r, "r")
+    _check_spd(p, "p")
+    _check_rotation(r, "r")
+    return p @ r
 
 
 def sl_scale_decomposition(g) -> tuple[jax.Array, jax.Array]:
@@ -165,15 +178,16 @@ def so_log(r) -> jax.Array:
 
 def rotation_2d(theta) -> jax.Array:
     """The SO(2) matrix of angle ``theta`` (counter-clockwise in the (axis 0, axis 1) plane)."""
-    theta = jnp.asarray(theta)
+    if isinstance(theta, (str, bytes)) or not (hasattr(theta, "dtype") or isinstance(theta, (int, float))):
+        raise TypeError(f"theta must be a number or a float array, got {type(theta).__name__}")
+    theta = check_finite_array("theta", jnp.asarray(theta))
     c, s = jnp.cos(theta), jnp.sin(theta)
     return jnp.stack([jnp.stack([c, -s], -1), jnp.stack([s, c], -1)], -2)
 
 
 def gl_dim(n: int) -> int:
     """Dimension n^2 of gl(n) (= number of coordinates returned by :func:`gl_vee`)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = check_int("n", n, minimum=1)
     return n * n
 
 
@@ -202,7 +216,7 @@ def gl_hat(v, n: int) -> jax.Array:
     """Matrix in gl(n) with coordinates ``v`` (shape (..., n^2)); inverse of :func:`gl_vee`."""
     v = jnp.asarray(v)
     if v.shape[-1] != gl_dim(n):
-        raise ValueError(f"gl({n}) coordinates need last axis {n * n}, got shape {v.shape}")
+        raise ValueError(f"v (gl({n}) coordinates) must have last axis {n * n}, got shape {v.shape}")
     m = n * (n - 1) // 2
     diag, off, skew = v[..., :n], v[..., n : n + m], v[..., n + m :]
     iu, ju = _triu(n, 1)
@@ -234,7 +248,10 @@ def xi_inv(g) -> jax.Array:
 
 def group_product(a, b) -> jax.Array:
     """Group product ``a b`` of (batches of) matrices."""
-    return _check_square(a, "a") @ _check_square(b, "b")
+    a, b = _check_square(a, "a"), _check_square(b, "b")
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"b must have the matrix size of a, got a {a.shape} and b {b.shape}")
+    return a @ b
 
 
 def group_inverse(g) -> jax.Array:
@@ -242,8 +259,12 @@ def group_inverse(g) -> jax.Array:
 
     Raises ``ValueError`` for a singular ``g`` (concrete inputs).
     """
-    g = _check_square(g)
-    _check_invertible(g, "g")
+    return _inverse(g, "g")
+
+
+def _inverse(g, name: str) -> jax.Array:
+    g = _check_square(g, name)
+    _check_invertible(g, name)
     e, v = jnp.linalg.eigh(g @ _t(g))
     p_inv = (v * (e ** -0.5)[..., None, :]) @ _t(v)
     r = p_inv @ g
@@ -252,24 +273,43 @@ def group_inverse(g) -> jax.Array:
 
 def act(g, x) -> jax.Array:
     """Linear action of ``g`` (..., n, n) on points ``x`` (..., n): ``g x``."""
-    g = _check_square(g)
+    return _act(g, x, "g", "x")
+
+
+def _act(g, x, g_name: str, x_name: str) -> jax.Array:
+    g = _check_square(g, g_name)
     x = jnp.asarray(x)
-    if x.shape[-1] != g.shape[-1]:
-        raise ValueError(f"points of shape {x.shape} do not match matrices of shape {g.shape}")
+    if x.ndim < 1 or x.shape[-1] != g.shape[-1]:
+        raise ValueError(f"{x_name} of shape {x.shape} does not match {g_name} of shape {g.shape} "
+                         f"(need last axis {g.shape[-1]})")
     return jnp.einsum("...ij,...j->...i", g, x)
+
+
+def _check_translation(t, a, t_name: str, a_name: str) -> jax.Array:
+    t = jnp.asarray(t)
+    if t.ndim < 1 or t.shape[-1] != a.shape[-1]:
+        raise ValueError(f"{t_name} must have shape (..., {a.shape[-1]}) to match {a_name} {a.shape}, got {t.shape}")
+    check_finite_array(t_name, t)
+    return t
 
 
 def affine_product(t1, a1, t2, a2) -> tuple[jax.Array, jax.Array]:
     """Product in R^n x| G: ``(t1, a1)(t2, a2) = (t1 + a1 t2, a1 a2)``."""
-    return jnp.asarray(t1) + act(a1, t2), group_product(a1, a2)
+    a1, a2 = _check_square(a1, "a1"), _check_square(a2, "a2")
+    if a1.shape[-1] != a2.shape[-1]:
+        raise ValueError(f"a2 must have the matrix size of a1, got a1 {a1.shape} and a2 {a2.shape}")
+    t1 = _check_translation(t1, a1, "t1", "a1")
+    return t1 + _act(a1, t2, "a1", "t2"), a1 @ a2
 
 
 def affine_inverse(t, a) -> tuple[jax.Array, jax.Array]:
     """Inverse in R^n x| G: ``(t, a)^{-1} = (-a^{-1} t, a^{-1})``."""
-    a_inv = group_inverse(a)
+    a_inv = _inverse(a, "a")
+    _check_translation(t, a_inv, "t", "a")
     return -act(a_inv, t), a_inv
 
 
 def affine_act(t, a, x) -> jax.Array:
     """Action of ``(t, a)`` in R^n x| G on points ``x``: ``a x + t``."""
-    return act(a, x) + jnp.asarray(t)
+    a = _check_square(a, "a")
+    return _act(a, x, "a", "x") + _check_translation(t, a, "t", "a")

@@ -25,7 +25,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from geometry.lie.groups import _check_square, rotation_2d, spd_exp
+from geometry.lie.groups import _check_square, _check_symmetric, rotation_2d, spd_exp
+from sparsejax.core.validation import check_int, check_callable, check_type
 
 ROTATION_SAMPLERS = ("haar", "equidistant", "grid", "identity")
 
@@ -39,8 +40,8 @@ class GroupSamples(NamedTuple):
 
 def haar_so(key: jax.Array, num: int, n: int) -> jax.Array:
     """``num`` rotations drawn from the Haar measure of SO(n) (QR of a Gaussian matrix)."""
-    if num < 1 or n < 1:
-        raise ValueError(f"num and n must be >= 1, got num={num}, n={n}")
+    num = check_int("num", num, minimum=1)
+    n = check_int("n", n, minimum=1)
     q, r = jnp.linalg.qr(jax.random.normal(key, (num, n, n)))
     q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
     flip = jnp.where(jnp.linalg.det(q) < 0, -1.0, 1.0)
@@ -54,14 +55,14 @@ def equidistant_so2(key: jax.Array, num: int, random_offset: bool = True) -> jax
     the set is invariant in distribution under left multiplication; without it, the fixed grid
     ``2 pi k / num`` of the official code's equidistant SO(2) sampler.
     """
-    if num < 1:
-        raise ValueError(f"num must be >= 1, got {num}")
+    num = check_int("num", num, minimum=1)
     offset = jax.random.uniform(key, (), minval=0.0, maxval=2.0 * math.pi / num) if random_offset else 0.0
     return rotation_2d(offset + 2.0 * math.pi * jnp.arange(num) / num)
 
 
 def sym_dim(n: int, traceless: bool = False) -> int:
     """Dimension of Sym(n) (or of its traceless subspace)."""
+    n = check_int("n", n, minimum=1)
     return n * (n + 1) // 2 - int(traceless)
 
 
@@ -87,6 +88,7 @@ def pos_log_density(y) -> jax.Array:
     ``y`` is a (batch of) symmetric matrices; the density is w.r.t. orthonormal coordinates.
     """
     y = _check_square(y, "y")
+    _check_symmetric(y, "y")
     lam = jnp.linalg.eigvalsh(y)
     n = y.shape[-1]
     iu, ju = jnp.triu_indices(n, 1)
@@ -144,6 +146,8 @@ def haar_integral(fn: Callable[[jax.Array], jax.Array], samples: GroupSamples) -
     ``fn`` maps a batch of group elements (N, n, n) to values (N,); returns ``(mean, stderr)``
     of ``exp(log_weight) * fn(g)``.
     """
+    check_callable("fn", fn)
+    check_type("samples", samples, GroupSamples, "GroupSamples (from sample_group)")
     vals = jnp.exp(samples.log_weight) * fn(samples.g)
     if vals.shape != samples.log_weight.shape:
         raise ValueError(f"fn must return one value per sample, got shape {vals.shape}")

@@ -24,10 +24,12 @@ import jax
 import jax.numpy as jnp
 
 from geometry.lie.groups import gl_vee, group_inverse, xi_inv
+from sparsejax.core.validation import check_array, check_number, check_finite_array, check_int, check_choice
 
 
 def kernel_offsets(kernel_size: int) -> jax.Array:
     """Pixel offsets of a ``K x K`` window normalised to ``[-1, 1]^2``, shape (K, K, 2)."""
+    kernel_size = check_int("kernel_size", kernel_size)
     if kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
     r = kernel_size // 2
@@ -40,7 +42,11 @@ def bilinear_kernel(grid: jax.Array, coords: jax.Array) -> jax.Array:
 
     ``coords`` of shape ``(..., 2)`` give values of shape ``(..., *grid.shape[2:])``.
     """
-    size = grid.shape[0]
+    check_array("coords", coords, dtype_kind="f")
+    if coords.ndim < 1 or coords.shape[-1] != 2:
+        raise ValueError(f"coords must have shape (..., 2), got {tuple(coords.shape)}")
+    check_array("grid", grid)
+    size = grid.shape[0] if grid.ndim else 0
     if grid.ndim < 2 or grid.shape[1] != size or size < 2:
         raise ValueError(f"grid must have shape (G, G, ...) with G >= 2, got {grid.shape}")
     pos = (coords + 1.0) * 0.5 * (size - 1)
@@ -174,6 +180,7 @@ def group_layer_norm(features: jax.Array, eps: float = 1e-5) -> jax.Array:
     """
     if features.ndim != 5:
         raise ValueError(f"features must have shape (B, H, W, N, C), got {features.shape}")
+    check_number("eps", eps, minimum=0.0, min_inclusive=False, allow_traced=True)
     mean = features.mean(axis=(1, 2, 3, 4), keepdims=True)
     var = features.var(axis=(1, 2, 3, 4), keepdims=True)
     return (features - mean) * jax.lax.rsqrt(var + eps)
@@ -181,6 +188,8 @@ def group_layer_norm(features: jax.Array, eps: float = 1e-5) -> jax.Array:
 
 def smooth_disk_mask(v: jax.Array, slope: float = 2.0) -> jax.Array:
     """``sigmoid(slope (1 - |v|))``: the official code's smooth support mask in kernel coordinates."""
+    check_number("slope", slope, minimum=0.0, min_inclusive=False, allow_traced=True)
+    check_finite_array("v", v)
     return jax.nn.sigmoid(slope * (1.0 - jnp.linalg.norm(v, axis=-1)))
 
 
@@ -191,6 +200,8 @@ def kernel_mask(coords: jax.Array, mode: str = "smooth", slope: float = 2.0) -> 
     """Support mask of a continuous kernel at ``coords`` (..., D): ``"smooth"`` is
     :func:`smooth_disk_mask` (official code for GL+(n)), ``"hard"`` the indicator ``|coords| <= 1``
     (official code for the volume-preserving SL(n)), ``"none"`` all ones."""
+    check_finite_array("coords", coords)
+    check_number("slope", slope, minimum=0.0, min_inclusive=False, allow_traced=True)
     if mode == "smooth":
         return smooth_disk_mask(coords, slope)
     if mode == "hard":
@@ -213,6 +224,14 @@ class LiftingConv(nn.Module):
     grid_size: int = 5
     stride: int = 1
     mask: str = "smooth"
+
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("kernel_size", self.kernel_size, minimum=1)
+        check_int("grid_size", self.grid_size, minimum=1)
+        check_int("stride", self.stride, minimum=1)
+        check_choice("mask", self.mask, KERNEL_MASKS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, images: jax.Array, g: jax.Array) -> jax.Array:
@@ -243,6 +262,14 @@ class SirenKernel(nn.Module):
     mask_slope: float = 2.0
     mask: str = "smooth"
     mask_coords: str = "full"
+
+    def __post_init__(self):
+        check_int("cin", self.cin, minimum=1)
+        check_int("cout", self.cout, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_hidden", self.num_hidden, minimum=1)
+        check_choice("mask", self.mask, KERNEL_MASKS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, v: jax.Array, lie: jax.Array) -> jax.Array:
@@ -284,6 +311,13 @@ class GroupConv(nn.Module):
     omega: float = 10.0
     mask: str = "smooth"
     mask_coords: str = "full"
+
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("kernel_size", self.kernel_size, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_choice("mask", self.mask, KERNEL_MASKS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, g_in: jax.Array, g_out: jax.Array, weights: jax.Array) -> jax.Array:

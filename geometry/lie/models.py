@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from geometry.lie.haar import sample_group
 from geometry.lie.layers import GroupConv, LiftingConv, group_layer_norm, invariant_pool, spatial_max_pool
+from sparsejax.core.validation import check_int, check_number, check_choice
 
 GROUPS = ("gl2", "sl2", "se2")
 
@@ -59,6 +60,17 @@ class AffineGCNN(nn.Module):
     rotations: str = "grid"
     lift_stride: int = 2
     lift_pool: int = 1
+
+    def __post_init__(self):
+        check_int("num_classes", self.num_classes, minimum=1)
+        check_int("num_samples", self.num_samples, minimum=1)
+        check_int("kernel_size", self.kernel_size, minimum=1)
+        check_int("kernel_hidden", self.kernel_hidden, minimum=1)
+        check_int("head", self.head, minimum=1)
+        for c in self.channels:
+            check_int("channels", c, minimum=1)
+        check_choice("group", self.group, GROUPS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, images: jax.Array, key: jax.Array) -> jax.Array:

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from geometry.ponita.graph import check_batch, degree, gather_neighbours, radius_graph, relative_positions
 from geometry.ponita.model import default_features
+from sparsejax.core.validation import check_int, check_number
 
 
 class EGNN(nn.Module):
@@ -30,6 +31,13 @@ class EGNN(nn.Module):
     out_vectors: int = 0
     radius: float | None = None
     max_neighbors: int | None = None
+
+    def __post_init__(self):
+        check_int("hidden_dim", self.hidden_dim, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        if self.radius is not None:
+            check_number("radius", self.radius, minimum=0.0, min_inclusive=False)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, pos, node_mask, scalars=None, vectors=None, grid_rotation=None):
@@ -94,6 +102,14 @@ class TensorProductNet(nn.Module):
     r_max: float = 10.0
     radius: float | None = None
     max_neighbors: int | None = None
+
+    def __post_init__(self):
+        check_int("hidden_dim", self.hidden_dim, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        check_int("num_radial", self.num_radial, minimum=1)
+        check_int("l_max", self.l_max, minimum=0)
+        check_number("r_max", self.r_max, minimum=0.0, min_inclusive=False)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, pos, node_mask, scalars=None, vectors=None, grid_rotation=None):

@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from sparsejax.core.validation import check_array, check_finite_array
+from sparsejax.core.validation import check_array, check_finite_array, check_int, check_index_range
 
 
 class PointCloudBatch(NamedTuple):
@@ -93,11 +93,17 @@ def radius_graph(
 
 def gather_neighbours(x: jax.Array, index: jax.Array) -> jax.Array:
     """``x[b, index[b, i, k]]`` for node arrays ``x (B, N, ...)`` -> ``(B, N, K, ...)``."""
+    check_array("x", x, ndim=tuple(range(2, 8)))
+    check_array("index", index, ndim=3, dtype_kind="iu")
+    check_index_range("index", index, x.shape[1])
     return jax.vmap(lambda xb, ib: xb[ib])(x, index)
 
 
 def relative_positions(pos: jax.Array, nbrs: Neighbours) -> jax.Array:
     """``x_j - x_i`` for every (receiver i, sender j) edge slot, ``(B, N, K, d)``."""
+    check_array("pos", pos, ndim=3, dtype_kind="f")
+    if pos.shape[-1] not in (2, 3):
+        raise ValueError(f"pos must be (B, N, 2|3), got shape {pos.shape}")
     return gather_neighbours(pos, nbrs.index) - pos[:, :, None, :]
 
 
@@ -110,6 +116,7 @@ def polynomial_cutoff(dist: jax.Array, r_max: float, p: int = 6) -> jax.Array:
     """Smooth envelope (Klicpera et al. 2020, Eq. 8) equal to 1 at 0 and 0 with p derivatives at ``r_max``."""
     if r_max <= 0:
         raise ValueError(f"r_max must be > 0, got {r_max}")
+    check_int("p", p, minimum=1)
     u = dist / r_max
     env = 1.0 - (p + 1) * (p + 2) / 2 * u**p + p * (p + 2) * u ** (p + 1) - p * (p + 1) / 2 * u ** (p + 2)
     return jnp.where(u < 1.0, env, 0.0)
@@ -117,6 +124,7 @@ def polynomial_cutoff(dist: jax.Array, r_max: float, p: int = 6) -> jax.Array:
 
 def masked_node_sum(x: jax.Array, node_mask: jax.Array) -> jax.Array:
     """Sum node features ``(B, N, ...)`` over real nodes -> graph features ``(B, ...)``."""
+    check_array("node_mask", node_mask, shape=tuple(x.shape[:2]), dtype_kind="b")
     m = node_mask.reshape(node_mask.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
     return jnp.sum(x * m, 1)
 
@@ -124,7 +132,9 @@ def masked_node_sum(x: jax.Array, node_mask: jax.Array) -> jax.Array:
 def pad_point_clouds(clouds: list, dtype=jnp.float32) -> tuple:
     """Stack variable-size arrays ``[(n_b, ...)]`` into ``(B, max n_b, ...)`` plus the node mask."""
     if not clouds:
-        raise ValueError("need at least one point cloud")
+        raise ValueError("clouds must hold at least one point cloud, got an empty list")
+    for i, c in enumerate(clouds):
+        check_array(f"clouds[{i}]", c, ndim=tuple(range(1, 8)))
     n = max(c.shape[0] for c in clouds)
     out = jnp.zeros((len(clouds), n) + tuple(clouds[0].shape[1:]), dtype)
     mask = jnp.zeros((len(clouds), n), bool)

@@ -14,15 +14,16 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sparsejax.core.validation import check_key, check_int, check_finite_array
 
 GRID_METHODS = ("fibonacci", "repulsion", "icosahedron")
 
 
 def _check_count(n, minimum: int = 1) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"grid size must be an int, got {type(n).__name__}")
+        raise TypeError(f"n (grid size) must be an int, got {type(n).__name__}")
     if n < minimum:
-        raise ValueError(f"grid size must be >= {minimum}, got {n}")
+        raise ValueError(f"n (grid size) must be >= {minimum}, got {n}")
     return int(n)
 
 
@@ -102,8 +103,8 @@ def orientation_grid(n: int, dim: int = 3, method: str = "repulsion") -> np.ndar
 
 def random_rotation(key: jax.Array, dim: int = 3, dtype=jnp.float32) -> jax.Array:
     """A Haar-random rotation matrix in SO(dim) (QR of a Gaussian matrix, sign-fixed, det +1)."""
-    if dim < 2:
-        raise ValueError(f"dim must be >= 2, got {dim}")
+    check_key("key", key)
+    dim = check_int("dim", dim, minimum=2)
     a = jax.random.normal(key, (dim, dim), dtype)
     q, r = jnp.linalg.qr(a)
     q = q * jnp.sign(jnp.diagonal(r))[None, :]
@@ -115,6 +116,7 @@ def rotate_grid(grid: jax.Array, rotation: jax.Array) -> jax.Array:
     """Rotate every grid vector: ``o -> R o`` (rows of ``grid``)."""
     if grid.ndim != 2 or rotation.shape != (grid.shape[-1], grid.shape[-1]):
         raise ValueError(f"need grid (n, d) and rotation (d, d), got {grid.shape} and {rotation.shape}")
+    check_finite_array("rotation", rotation)
     return grid @ rotation.T
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from sparsejax.core.validation import check_array, check_finite_array
 
 
 def safe_norm(x: jax.Array, axis: int = -1, keepdims: bool = False) -> jax.Array:
@@ -30,6 +31,8 @@ def safe_norm(x: jax.Array, axis: int = -1, keepdims: bool = False) -> jax.Array
 
 
 def _check_dim(x: jax.Array, name: str, dims=(2, 3)) -> int:
+    check_array(name, x, dtype_kind="f")
+    check_finite_array(name, x)
     if x.ndim < 1 or x.shape[-1] not in dims:
         raise ValueError(f"{name} must end in a spatial axis of size {dims}, got shape {x.shape}")
     return x.shape[-1]
@@ -37,8 +40,7 @@ def _check_dim(x: jax.Array, name: str, dims=(2, 3)) -> int:
 
 def distance_invariant(rel_pos: jax.Array) -> jax.Array:
     """R^n attribute (Eq. 8): ``|x_j - x_i|`` for ``rel_pos = x_j - x_i``, shape ``(..., 1)``."""
-    if rel_pos.ndim < 1:
-        raise ValueError(f"rel_pos must have a trailing spatial axis, got shape {rel_pos.shape}")
+    _check_dim(rel_pos, "rel_pos")
     return safe_norm(rel_pos, keepdims=True)
 
 

@@ -13,13 +13,13 @@ import jax
 import jax.numpy as jnp
 
 from geometry.ponita.graph import Neighbours, degree, gather_neighbours
+from sparsejax.core.validation import check_array, check_finite_array, check_int
 
 
 def polynomial_features(x: jax.Array, degree: int) -> jax.Array:
     """All monomials of the trailing attributes up to ``degree`` (repeated outer products), the
     embedding in front of the kernel MLP (Sec. 4.3); ``(..., a)`` -> ``(..., a + a^2 + ... + a^degree)``."""
-    if degree < 1:
-        raise ValueError(f"degree must be >= 1, got {degree}")
+    degree = check_int("degree", degree, minimum=1)
     feats, last = [x], x
     for _ in range(degree - 1):
         last = (last[..., :, None] * x[..., None, :]).reshape(x.shape[:-1] + (-1,))
@@ -34,6 +34,12 @@ class KernelBasis(nn.Module):
     basis_dim: int
     degree: int = 3
 
+    def __post_init__(self):
+        check_int("hidden_dim", self.hidden_dim, minimum=1)
+        check_int("basis_dim", self.basis_dim, minimum=1)
+        check_int("degree", self.degree, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, attr: jax.Array) -> jax.Array:
         h = polynomial_features(attr, self.degree)
@@ -44,6 +50,11 @@ class KernelBasis(nn.Module):
 def lift_to_grid(scalars: jax.Array, vectors: jax.Array, grid: jax.Array) -> jax.Array:
     """Lift node features to the fibre: scalars are copied to every orientation, vectors ``v``
     become the signals ``o -> v·o`` (Sec. 4.4). ``(B,N,Cs)``, ``(B,N,Cv,d)`` -> ``(B,N,O,Cs+Cv)``."""
+    check_array("scalars", scalars, ndim=3, dtype_kind="f")
+    check_finite_array("scalars", scalars)
+    check_array("grid", grid, ndim=2)
+    check_array("vectors", vectors, shape=tuple(scalars.shape[:2]) + (None, grid.shape[-1]))
+    check_finite_array("vectors", vectors)
     o = grid.shape[0]
     lifted_s = jnp.broadcast_to(scalars[:, :, None, :], scalars.shape[:2] + (o, scalars.shape[-1]))
     lifted_v = jnp.einsum("bncd,od->bnoc", vectors, grid)
@@ -52,11 +63,16 @@ def lift_to_grid(scalars: jax.Array, vectors: jax.Array, grid: jax.Array) -> jax
 
 def sphere_to_scalar(x: jax.Array) -> jax.Array:
     """Invariant readout: mean over the orientation axis, ``(B,N,O,C)`` -> ``(B,N,C)``."""
+    check_array("x", x, ndim=4)
     return jnp.mean(x, axis=-2)
 
 
 def sphere_to_vector(x: jax.Array, grid: jax.Array) -> jax.Array:
     """Equivariant readout ``v = (1/O) sum_o f(o) o``, ``(B,N,O,C)`` -> ``(B,N,C,d)``."""
+    check_array("x", x, ndim=4)
+    check_array("grid", grid, shape=(x.shape[2], None))
+    if grid.shape[-1] not in (2, 3):
+        raise ValueError(f"grid must be (O, 2|3), got shape {tuple(grid.shape)}")
     return jnp.einsum("bnoc,od->bncd", x, grid) / grid.shape[0]
 
 
@@ -85,6 +101,10 @@ class SeparableFiberConv(nn.Module):
     channels: int
     degree_norm: bool = False
 
+    def __post_init__(self):
+        check_int("channels", self.channels, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, nbrs: Neighbours, spatial_basis, fiber_basis):
         k_s = nn.Dense(self.channels, use_bias=False, name="spatial_kernel")(spatial_basis)
@@ -107,6 +127,11 @@ class ConvNextBlock(nn.Module):
     widening_factor: int = 4
     layer_scale: Optional[float] = 1e-6
     degree_norm: bool = False
+
+    def __post_init__(self):
+        check_int("channels", self.channels, minimum=1)
+        check_int("widening_factor", self.widening_factor, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x, nbrs: Neighbours, spatial_basis, fiber_basis):

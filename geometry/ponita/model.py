@@ -20,7 +20,7 @@ from geometry.ponita.graph import check_batch, masked_node_sum, polynomial_cutof
 from geometry.ponita.grids import orientation_grid
 from geometry.ponita.invariants import fiber_bundle_attributes, safe_norm
 from geometry.ponita.layers import ConvNextBlock, KernelBasis, lift_to_grid, sphere_to_scalar, sphere_to_vector
-from sparsejax.core.validation import check_array
+from sparsejax.core.validation import check_array, check_type, check_finite_array, check_callable, check_int
 
 
 def default_features(pos: jax.Array, scalars, vectors) -> tuple[jax.Array, jax.Array]:
@@ -65,6 +65,18 @@ class Ponita(nn.Module):
     max_neighbors: Optional[int] = None
     multiple_readouts: bool = True
     degree_norm: bool = False
+
+    def __post_init__(self):
+        check_int("hidden_dim", self.hidden_dim, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        check_int("num_ori", self.num_ori, minimum=1)
+        check_int("degree", self.degree, minimum=1)
+        check_int("widening_factor", self.widening_factor, minimum=1)
+        check_int("out_scalars", self.out_scalars, minimum=0)
+        check_int("out_vectors", self.out_vectors, minimum=0)
+        if self.basis_dim is not None:
+            check_int("basis_dim", self.basis_dim, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, pos, node_mask, scalars=None, vectors=None, grid_rotation=None):
@@ -114,6 +126,10 @@ def calibrate(model: nn.Module, params, *args, **kwargs):
     outputs are tiny next to the bias and the LayerNorm that follows sees mostly the bias. Returns
     new params (the input pytree is not modified).
     """
+    check_type("model", model, nn.Module, "flax.linen Module")
+    for name, arg in zip(("pos", "node_mask", "scalars", "vectors"), args):
+        if arg is not None and hasattr(arg, "dtype"):
+            check_finite_array(name, arg)
     measure = jax.jit(lambda p, *a: model.apply(p, *a, mutable=["intermediates"], **kwargs)[1])
     state = measure(params, *args)
     found = state.get("intermediates", {})
@@ -140,6 +156,7 @@ def energy_and_forces(
     ``apply_fn(params, pos, node_mask, scalars, vectors, **kwargs)`` must return ``(scalars, vectors)``.
     """
     check_batch(pos, node_mask, scalars, vectors)
+    check_callable("apply_fn", apply_fn)
 
     def total_energy(p):
         s, _ = apply_fn(params, p, node_mask, scalars, vectors, **kwargs)

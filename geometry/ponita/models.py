@@ -10,7 +10,7 @@ MODELS = {"ponita": Ponita, "egnn": EGNN, "e3nn": TensorProductNet}
 def make_model(name: str, **kwargs):
     """Instantiate ``ponita`` / ``egnn`` / ``e3nn`` with keyword settings (unknown keys raise)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+        raise ValueError(f"unknown model name {name!r}; valid: {', '.join(MODELS)}")
     cls = MODELS[name]
     fields = set(cls.__dataclass_fields__) - {"parent", "name"}
     unknown = set(kwargs) - fields
@@ -23,4 +23,8 @@ def count_params(params) -> int:
     """Total number of scalars in a parameter pytree."""
     import jax
 
-    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
+    leaves = jax.tree_util.tree_leaves(params)
+    for leaf in leaves:
+        if not hasattr(leaf, "size") or not hasattr(leaf, "shape"):
+            raise TypeError(f"params must be a pytree of arrays, got a {type(leaf).__name__} leaf")
+    return int(sum(x.size for x in leaves))

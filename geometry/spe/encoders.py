@@ -30,12 +30,15 @@ import jax.numpy as jnp
 
 from geometry.spe.layers import GIN, MLP
 from geometry.spe.spectral import GraphSpectrum, random_sign_flip
+from sparsejax.core.validation import check_finite_array, check_int, check_type
 
 
 def soft_partitions(eigvecs: jax.Array, phi: jax.Array) -> jax.Array:
     """``[V diag(phi[:, l]) V^T]_l`` stacked on the last axis: ``(N, k), (k, m) -> (N, N, m)`` (Eq. 2)."""
     if eigvecs.ndim != 2 or phi.ndim != 2 or phi.shape[0] != eigvecs.shape[1]:
         raise ValueError(f"expected eigvecs (N, k) and phi (k, m), got {eigvecs.shape}, {phi.shape}")
+    check_finite_array("eigvecs", eigvecs)
+    check_finite_array("phi", phi)
     return jnp.einsum("ik,kl,jk->ijl", eigvecs, phi, eigvecs)
 
 
@@ -51,6 +54,12 @@ class EigenvalueFunctions(nn.Module):
     hidden: int = 32
     num_layers: int = 3
     shared: bool = False
+
+    def __post_init__(self):
+        check_int("num_partitions", self.num_partitions, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, eigvals: jax.Array) -> jax.Array:
@@ -87,6 +96,15 @@ class SPE(nn.Module):
     rho_pool: str = "sum"
     shared_phi: bool = False
 
+    def __post_init__(self):
+        check_int("pe_dim", self.pe_dim, minimum=1)
+        check_int("num_partitions", self.num_partitions, minimum=1)
+        check_int("phi_hidden", self.phi_hidden, minimum=1)
+        check_int("phi_layers", self.phi_layers, minimum=1)
+        check_int("rho_hidden", self.rho_hidden, minimum=1)
+        check_int("rho_layers", self.rho_layers, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
         phi_fn = EigenvalueFunctions(self.num_partitions, self.phi_hidden, self.phi_layers, self.shared_phi,
@@ -118,6 +136,14 @@ class SignNet(nn.Module):
     phi_layers: int = 2
     rho_hidden: int = 32
 
+    def __post_init__(self):
+        check_int("pe_dim", self.pe_dim, minimum=1)
+        check_int("phi_features", self.phi_features, minimum=1)
+        check_int("phi_hidden", self.phi_hidden, minimum=1)
+        check_int("phi_layers", self.phi_layers, minimum=1)
+        check_int("rho_hidden", self.rho_hidden, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
         phi = GIN(self.phi_features, self.phi_hidden, self.phi_layers, name="phi")
@@ -137,8 +163,13 @@ class LapPE(nn.Module):
     pe_dim: int = 16
     sign_flip: bool = True
 
+    def __post_init__(self):
+        check_int("pe_dim", self.pe_dim, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
+        check_type("g", g, GraphSpectrum, "GraphSpectrum")
         v = g.eigvecs
         if train and self.sign_flip:
             v = random_sign_flip(self.make_rng("sign_flip"), v)
@@ -158,6 +189,8 @@ PE_NAMES = ("none", "lap", "signnet", "spe")
 
 def make_pe(name: str, pe_dim: int = 16, hidden: int = 32, **kwargs) -> nn.Module:
     """Encoder by name: ``none``, ``lap`` (LapPE), ``signnet`` or ``spe``; extra kwargs go to it."""
+    check_int("pe_dim", pe_dim, minimum=1)
+    check_int("hidden", hidden, minimum=1)
     if name == "none":
         return NoPE(**kwargs)
     if name == "lap":
@@ -166,4 +199,4 @@ def make_pe(name: str, pe_dim: int = 16, hidden: int = 32, **kwargs) -> nn.Modul
         return SignNet(pe_dim=pe_dim, phi_hidden=hidden, rho_hidden=hidden, **kwargs)
     if name == "spe":
         return SPE(pe_dim=pe_dim, phi_hidden=hidden, rho_hidden=hidden, **kwargs)
-    raise ValueError(f"unknown positional encoding {name!r}; valid: {', '.join(PE_NAMES)}")
+    raise ValueError(f"unknown positional encoding name {name!r}; valid: {', '.join(PE_NAMES)}")

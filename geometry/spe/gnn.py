@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from geometry.spe.layers import MLP, GINLayer
 from geometry.spe.spectral import GraphSpectrum
+from sparsejax.core.validation import check_type, check_int
 
 
 class GINRegressor(nn.Module):
@@ -24,6 +25,12 @@ class GINRegressor(nn.Module):
     hidden: int = 64
     num_layers: int = 4
     layer_norm: bool = True
+
+    def __post_init__(self):
+        check_int("out_dim", self.out_dim, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, g: GraphSpectrum, train: bool = False) -> jax.Array:
@@ -40,12 +47,14 @@ class GINRegressor(nn.Module):
 
 
 def _check_batch(batch: GraphSpectrum) -> None:
+    check_type("batch", batch, GraphSpectrum, "GraphSpectrum (from batch_spectra)")
     if batch.adj.ndim != 3:
         raise ValueError(f"expected a batched GraphSpectrum with adj (B, N, N), got {batch.adj.shape}")
 
 
 def init_params(model: nn.Module, key: jax.Array, batch: GraphSpectrum):
     """Parameters of ``model`` (a per-graph module) initialised on the first graph of ``batch``."""
+    check_type("model", model, nn.Module, "flax.linen Module")
     _check_batch(batch)
     first = jax.tree_util.tree_map(lambda a: a[0], batch)
     return model.init({"params": key, "sign_flip": key}, first, train=False)["params"]
@@ -57,6 +66,7 @@ def batched_apply(model: nn.Module) -> Callable:
     With a ``key`` the model runs in training mode and every graph gets its own rng (LapPE's sign
     flips); without one it runs in evaluation mode.
     """
+    check_type("model", model, nn.Module, "flax.linen Module")
 
     def apply(params, batch: GraphSpectrum, key: jax.Array | None = None):
         _check_batch(batch)

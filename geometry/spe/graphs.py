@@ -10,6 +10,8 @@ from typing import Sequence
 import networkx as nx
 import numpy as np
 
+from sparsejax.core.validation import check_type, check_int
+
 FAMILIES = ("erdos_renyi", "barabasi_albert", "watts_strogatz", "geometric")
 
 
@@ -46,6 +48,7 @@ def sample_graphs(
     avg_degree: float = 4.0,
 ) -> list[nx.Graph]:
     """``num`` graphs, each from a uniformly chosen family with ``n`` uniform in ``n_range`` (inclusive)."""
+    check_int("num", num, minimum=1)
     lo, hi = n_range
     if not 3 <= lo <= hi:
         raise ValueError(f"n_range must satisfy 3 <= lo <= hi, got {n_range}")
@@ -60,6 +63,7 @@ def sample_graphs(
 
 def perturb_edges(graph: nx.Graph, fraction: float, rng: np.random.Generator) -> nx.Graph:
     """Remove ``round(fraction * |E|)`` random edges and add as many random non-edges."""
+    check_type("graph", graph, nx.Graph, "networkx Graph")
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     g = nx.Graph(graph)
@@ -81,6 +85,7 @@ def count_cycles(graph: nx.Graph, lengths: Sequence[int] = (3, 4, 5, 6)) -> np.n
     Every cycle is enumerated from its smallest vertex by depth-first search over larger vertices;
     each undirected cycle is then seen once per direction, hence the division by 2.
     """
+    check_type("graph", graph, nx.Graph, "networkx Graph")
     lengths = [int(length) for length in lengths]
     if not lengths or min(lengths) < 3:
         raise ValueError(f"cycle lengths must be >= 3, got {lengths}")

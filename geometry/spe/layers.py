@@ -9,6 +9,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from sparsejax.core.validation import check_int
 
 
 class MLP(nn.Module):
@@ -22,6 +23,12 @@ class MLP(nn.Module):
     hidden: int
     num_layers: int = 2
     layer_norm: bool = False
+
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -44,6 +51,12 @@ class GINLayer(nn.Module):
     mlp_layers: int = 2
     layer_norm: bool = False
 
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("mlp_layers", self.mlp_layers, minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:
         eps = self.param("eps", nn.initializers.zeros, ())
@@ -58,6 +71,12 @@ class GIN(nn.Module):
     hidden: int
     num_layers: int = 2
     layer_norm: bool = False
+
+    def __post_init__(self):
+        check_int("features", self.features, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_int("num_layers", self.num_layers, minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, h: jax.Array, adj: jax.Array) -> jax.Array:

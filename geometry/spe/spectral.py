@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsejax.core.validation import check_array, check_finite_array, check_int, is_traced
+from sparsejax.core.validation import check_array, check_finite_array, check_int, is_traced, check_key
 
 # Eigenvalues of the symmetric normalized Laplacian lie in [0, 2]; padded nodes get this value on
 # the diagonal so that their (spurious) eigenpairs sort after every real one.
@@ -110,11 +110,20 @@ def graph_spectrum(adj: jax.Array, node_mask: jax.Array, k: int | None = None) -
     return GraphSpectrum(adj, node_mask, vals, vecs, valid)
 
 
-@partial(jax.jit, static_argnames="k")
 def batch_spectra(adj: jax.Array, node_mask: jax.Array, k: int | None = None) -> GraphSpectrum:
-    """:func:`graph_spectrum` vmapped over a batch: ``adj (B, N, N)``, ``node_mask (B, N)``."""
+    """:func:`graph_spectrum` vmapped over a batch: ``adj (B, N, N)``, ``node_mask (B, N)``.
+
+    The values of a concrete ``adj`` are checked (finite) before the jitted batch; inside it only
+    shapes are (the per-graph value checks see tracers)."""
+    adj, node_mask = jnp.asarray(adj), jnp.asarray(node_mask)
     if adj.ndim != 3 or node_mask.shape != adj.shape[:2]:
         raise ValueError(f"expected adj (B, N, N) and node_mask (B, N), got {adj.shape}, {node_mask.shape}")
+    check_finite_array("adj", adj)
+    return _batch_spectra(adj, node_mask, k)
+
+
+@partial(jax.jit, static_argnames="k")
+def _batch_spectra(adj: jax.Array, node_mask: jax.Array, k: int | None = None) -> GraphSpectrum:
     return jax.vmap(lambda a, m: graph_spectrum(a, m, k))(adj, node_mask)
 
 
@@ -124,5 +133,7 @@ def random_sign_flip(key: jax.Array, eigvecs: jax.Array) -> jax.Array:
     The standard augmentation for raw Laplacian eigenvector PEs (LapPE), which are not sign
     invariant (Sec. 2 of the paper).
     """
+    check_key("key", key)
+    check_array("eigvecs", eigvecs, ndim=2, dtype_kind="f")
     signs = jax.random.rademacher(key, eigvecs.shape[-1:], dtype=eigvecs.dtype)
     return eigvecs * signs

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.core.tree import Predicate, check_sparsity, leaves_with_paths, select
-from sparsejax.core.validation import check_number
+from sparsejax.core.validation import check_number, check_type
 
 
 def _sparsifiable(params, predicate):
@@ -37,6 +37,8 @@ def layer_order(model, *args, method=None, **kwargs) -> list[str]:
     ``layer_order=`` of the density functions (``dense_first_last``) and of :func:`uniform_plus_densities`.
     """
     import flax.linen as nn
+
+    check_type("model", model, nn.Module, "flax.linen Module")
 
     calls: dict[tuple, int] = {}
 

@@ -23,7 +23,7 @@ from sparsejax.core.tree import (
     select,
 )
 from sparsejax.core.sparsity_types import Unstructured, parse_sparsity_type
-from sparsejax.core.validation import check_array, check_choice, check_int, is_traced
+from sparsejax.core.validation import check_array, check_choice, check_int, is_traced, check_key
 
 
 def _exact_round(total_int, frac):
@@ -132,6 +132,7 @@ def random_mask(key: jax.Array, params, densities, *, sparsity_type=None, predic
     (:mod:`sparsejax.core.sparsity_types`, or a string such as ``"nm_2,4"``) draws whole random units
     instead of entries (exact unit counts).
     """
+    check_key("key", key)
     stype = parse_sparsity_type(sparsity_type)
     if is_scalar(densities):
         densities = uniform_densities(params, densities, predicate=predicate)
@@ -174,7 +175,8 @@ def magnitude_mask(params, densities_or_sparsity, scope: str = "layer", *, predi
             raise TypeError("scope='global' takes one float sparsity, not a densities tree")
         if not isinstance(stype, Unstructured):
             raise ValueError(f"scope='global' ranks single weights; got sparsity_type {stype!r}")
-        return _global_mask(params, score_tree, densities_or_sparsity, predicate)
+        return _global_mask(params, score_tree, densities_or_sparsity, predicate,
+                            "scores" if scores is not None else "params")
     densities = uniform_densities(params, densities_or_sparsity, predicate=predicate) if scalar \
         else densities_or_sparsity
     _check_densities(params, densities)
@@ -183,10 +185,10 @@ def magnitude_mask(params, densities_or_sparsity, scope: str = "layer", *, predi
     return _leaf_masks(params, densities, lambda i, path, w: s_leaves[i], stype)
 
 
-def _global_mask(params, score_tree, sparsity, predicate):
+def _global_mask(params, score_tree, sparsity, predicate, what="params"):
     check_sparsity(sparsity)
     selected = select(params, predicate)
-    check_scores(score_tree, selected)
+    check_scores(score_tree, selected, what)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     scores = jax.tree_util.tree_leaves(score_tree)
     sel = jax.tree_util.tree_leaves(selected, is_leaf=is_none)
@@ -222,6 +224,9 @@ def _is_mask(tree) -> bool:
 def sparsity(mask_or_params, *, predicate: Predicate | None = None) -> float:
     """Fraction of zeros: of ``False`` entries over a mask's non-``None`` leaves, or of zero
     weights over the sparsifiable leaves of a params tree."""
+    for leaf in jax.tree_util.tree_leaves(mask_or_params):
+        if not hasattr(leaf, "shape"):
+            raise TypeError(f"mask_or_params must be a pytree of arrays, got a {type(leaf).__name__} leaf {leaf!r}")
     if _is_mask(mask_or_params):
         leaves = [x for x in jax.tree_util.tree_leaves(mask_or_params, is_leaf=is_none) if x is not None]
         total = sum(int(np.size(x)) for x in leaves)

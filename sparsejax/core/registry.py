@@ -38,7 +38,7 @@ from sparsejax.core.densities import DISTRIBUTIONS
 from sparsejax.core.masks import random_mask
 from sparsejax.core.sparsity_types import parse_sparsity_type
 from sparsejax.core.transforms import gradual_pruning, keep_mask
-from sparsejax.core.validation import check_choice
+from sparsejax.core.validation import check_choice, check_callable
 
 KEYS = ("algorithm", "sparsity", "dist_type", "sparsity_type", "update_freq", "update_start_step", "update_end_step",
         "drop_fraction", "drop_schedule", "rng_seed", "custom_sparsity_map", "filter_fn", "power", "initial_sparsity",
@@ -49,6 +49,7 @@ ALGORITHM_REGISTRY: dict[str, Callable[[dict, optax.GradientTransformation], opt
 
 def register_algorithm(name: str, factory: Callable[[dict, optax.GradientTransformation], Any]) -> None:
     """Add ``factory(config: dict, inner) -> GradientTransformation`` under ``name``."""
+    check_callable("factory", factory)
     if not isinstance(name, str) or not name:
         raise ValueError(f"algorithm name must be a non-empty string, got {name!r}")
     ALGORITHM_REGISTRY[name] = factory

@@ -12,6 +12,7 @@ from sparsejax.core.masks import apply_mask
 from sparsejax.core.packed import pack_mask
 from sparsejax.core.sparsity_types import Block, Channel, Group, NByM, Unstructured, parse_sparsity_type
 from sparsejax.core.tree import leaves_with_paths
+from sparsejax.core.validation import check_int
 
 
 def _index_bytes(count: int, bits: int) -> int:
@@ -31,6 +32,8 @@ def compressed_nbytes(arr: np.ndarray, stype, value_bytes: int | None = None) ->
 
     ``value_bytes`` defaults to the array's itemsize.
     """
+    if value_bytes is not None:
+        check_int("value_bytes", value_bytes, minimum=1)
     arr = np.asarray(arr)
     vb = arr.dtype.itemsize if value_bytes is None else int(value_bytes)
     nnz_mask = arr != 0
@@ -72,6 +75,10 @@ class Report:
     """Rows (one dict per leaf) and totals; ``str(report)`` is a printable table."""
 
     rows: list[dict]
+
+    def __post_init__(self):
+        if not isinstance(self.rows, list) or not all(isinstance(r, dict) for r in self.rows):
+            raise TypeError(f"rows must be a list of dicts, got {type(self.rows).__name__}")
 
     @property
     def total(self) -> dict:
@@ -118,6 +125,8 @@ def report(params, mask=None, *, sparsity_type=None, value_bytes: int | None = N
     (:func:`compressed_nbytes`), and ``bitmap_bytes``: the non-zero values plus the mask as packed
     bits (:func:`sparsejax.pack_mask`, ``uint8`` words), a layout that fits any sparsity type.
     Leaves that do not have the type's structure raise."""
+    if value_bytes is not None:
+        check_int("value_bytes", value_bytes, minimum=1)
     if mask is not None:
         params = apply_mask(params, mask)
     stype = None if sparsity_type is None else parse_sparsity_type(sparsity_type)

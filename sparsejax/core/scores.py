@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.core.masks import keep_count
-from sparsejax.core.tree import Predicate, is_none, path_str, select
-from sparsejax.core.validation import check_finite_tree, check_number
+from sparsejax.core.tree import Predicate, is_none, path_str, select, check_like
+from sparsejax.core.validation import check_finite_tree, check_number, check_callable, check_type
 
 __all__ = ["saliency_scores", "snip_scores", "grasp_scores", "activation_norms", "wanda_scores", "wanda_mask",
            "ratios_from_scores"]
@@ -31,17 +31,23 @@ __all__ = ["saliency_scores", "snip_scores", "grasp_scores", "activation_norms",
 
 def saliency_scores(params, grads):
     """``|w * g|`` leaf by leaf (first-order Taylor saliency, jaxpruner's ``saliency``)."""
+    check_like(params, grads, what="grads")
+    check_finite_tree("grads", grads)
     return jax.tree_util.tree_map(lambda w, g: jnp.abs(w * g), params, grads)
 
 
 def snip_scores(loss_fn, params, *batch):
     """SNIP connection sensitivity ``|dL/dw * w|`` of ``loss_fn(params, *batch)``."""
+    check_callable("loss_fn", loss_fn)
+    check_finite_tree("batch", batch)
     check_finite_tree("params", params)
     return saliency_scores(params, jax.grad(loss_fn)(params, *batch))
 
 
 def grasp_scores(loss_fn, params, *batch):
     """GraSP keep-scores ``w * (H g)`` (remove the largest ``-w * H g``) of ``loss_fn(params, *batch)``."""
+    check_callable("loss_fn", loss_fn)
+    check_finite_tree("batch", batch)
     check_finite_tree("params", params)
     grad_fn = jax.grad(lambda p: loss_fn(p, *batch))
     g = jax.lax.stop_gradient(grad_fn(params))
@@ -52,7 +58,10 @@ def grasp_scores(loss_fn, params, *batch):
 def activation_norms(model, variables, x, *, method=None) -> dict:
     """``{module path: ||X_j||_2}`` over a calibration batch ``x``: the L2 norm (over all leading
     axes) of every input feature ``j`` of each ``nn.Dense`` / ``nn.Conv`` call (Wanda's ``||X_j||``)."""
+    import flax
     import flax.linen as nn
+
+    check_type("model", model, nn.Module, "flax.linen Module")
 
     norms: dict[str, jax.Array] = {}
 
@@ -66,7 +75,10 @@ def activation_norms(model, variables, x, *, method=None) -> dict:
         return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record):
-        model.apply(variables, x, method=method)
+        try:
+            model.apply(variables, x, method=method)
+        except flax.errors.ScopeParamShapeError as e:
+            raise ValueError(f"x does not fit the model's parameters (wrong feature size?): {e}") from e
     return {k: jnp.sqrt(v) for k, v in norms.items()}
 
 
@@ -96,6 +108,7 @@ def wanda_scores(params, norms: dict, *, predicate: Predicate | None = None):
 def wanda_mask(params, scores, sparsity: float):
     """Wanda's per-output comparison group: every output column of every kernel keeps its
     ``round((1 - sparsity) * fan_in)`` highest-scoring inputs (over all leading axes)."""
+    check_like(params, scores, what="scores")
     sparsity = check_number("sparsity", sparsity, minimum=0.0, maximum=1.0, max_inclusive=False)
 
     def leaf(s):

@@ -20,7 +20,7 @@ from sparsejax.core.masks import keep_count, top_k_mask
 from sparsejax.core.packed import WORDS, pack_masks, unpack_masks
 from sparsejax.core.sparsity_types import Unstructured, parse_sparsity_type
 from sparsejax.core.tree import Predicate, check_like, check_sparsity, is_none, leaves_with_paths, select
-from sparsejax.core.validation import check_choice, check_int, check_number, is_traced
+from sparsejax.core.validation import check_choice, check_int, check_number, is_traced, check_type
 
 
 class MaskedState(NamedTuple):
@@ -104,6 +104,7 @@ def keep_mask(inner: optax.GradientTransformation, mask, *, prune_on_first_updat
     Not :func:`optax.masked`: that one applies ``inner`` to a *subset of leaves*; this one keeps an
     element-wise sparsity mask. :func:`masked` is the old name of this function.
     """
+    check_type("inner", inner, optax.GradientTransformation, "optax GradientTransformation")
     if packed is not None:
         check_choice("packed", packed, tuple(WORDS))
 
@@ -130,6 +131,7 @@ def masked(inner: optax.GradientTransformation, mask, *, prune_on_first_update: 
     (apply ``inner`` to a subset of leaves). The alias keeps the old behaviour: params are not
     checked at init and the first update zeros the pruned weights (exact when it is last in a chain).
     """
+    check_type("inner", inner, optax.GradientTransformation, "optax GradientTransformation")
     return keep_mask(inner, mask, prune_on_first_update=prune_on_first_update)
 
 
@@ -137,6 +139,8 @@ def polynomial_sparsity(step, target_sparsity: float, begin_step: int, end_step:
                         initial_sparsity: float = 0.0):
     """Zhu & Gupta (2017), Eq. 1: ``s_t = s_f + (s_i - s_f) (1 - (t - t0)/(t1 - t0))^power``,
     ``s_i`` before ``begin_step`` and ``s_f`` from ``end_step`` on (``step`` may be traced)."""
+    if not is_traced(step) and not isinstance(step, jax.Array):
+        check_number("step", step)
     target_sparsity = check_number("target_sparsity", target_sparsity, minimum=0.0, maximum=1.0,
                                    max_inclusive=False, allow_traced=True)
     initial_sparsity = check_number("initial_sparsity", initial_sparsity, minimum=0.0, maximum=1.0,

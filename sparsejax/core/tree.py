@@ -31,6 +31,8 @@ def path_str(path) -> str:
 
 def default_predicate(path: str, leaf: Any) -> bool:
     """Kernels (ndim >= 2) are sparsified; biases, norm scales and embedding tables are not."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str (a leaf path such as 'params/Dense_0/kernel'), got {type(path).__name__}")
     return getattr(leaf, "ndim", 0) >= 2 and "embedding" not in path.rsplit("/", 1)[-1]
 
 
@@ -72,7 +74,9 @@ def check_sparsity(sparsity, name: str = "sparsity") -> None:
     """Raise ``ValueError`` unless ``0 <= sparsity < 1`` (skipped for traced values)."""
     if isinstance(sparsity, jax.core.Tracer):
         return
-    value = float(np.asarray(sparsity))
+    from sparsejax.core.validation import check_number
+
+    value = check_number(name, sparsity)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
 

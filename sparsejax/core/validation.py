@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = [
     "is_traced", "check_int", "check_number", "check_choice", "check_array", "check_finite_array",
-    "check_index_range", "check_same_length", "check_finite_tree",
+    "check_index_range", "check_same_length", "check_finite_tree", "check_type", "check_callable", "check_key",
 ]
 
 
@@ -161,3 +161,36 @@ def check_finite_tree(name: str, tree: Any) -> Any:
         if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.isfinite(leaf).all()):
             raise ValueError(f"{name} leaf {path!r} holds NaN or inf")
     return tree
+
+
+def check_type(name: str, value: Any, types, what: str | None = None) -> Any:
+    """``value`` must be an instance of ``types`` (a class or tuple of classes); ``what`` names the
+    expected kind in the message (default: the class names)."""
+    if not isinstance(value, types):
+        if what is None:
+            classes = types if isinstance(types, tuple) else (types,)
+            what = " or ".join(c.__name__ for c in classes)
+        raise TypeError(f"{name} must be a {what}, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def check_callable(name: str, value: Any) -> Any:
+    """``value`` must be callable (a function, a jitted function, a module's ``apply``)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def check_key(name: str, key: Any) -> Any:
+    """A jax PRNG key: a typed key array or a legacy ``uint32`` key of shape ``(2,)``."""
+    if hasattr(key, "dtype") and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    if not (hasattr(key, "dtype") and hasattr(key, "shape") and key.dtype == jnp.uint32 and key.shape[-1:] == (2,)):
+        raise TypeError(f"{name} must be a jax PRNG key (jax.random.key / PRNGKey), got {type(key).__name__} "
+                        f"{_short(key)}")
+    return key
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,12 +1,14 @@
 """Loader for the CIFAR-10 python-pickle format from a local directory (never downloads)."""
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from sparsejax.data.digits import Split
+from sparsejax.core.validation import check_type
 
 _TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 _TEST = ["test_batch"]
@@ -37,6 +39,7 @@ def load_cifar10(directory: str | Path) -> Split:
     Missing train batches are skipped (so a partial copy works); at least one train batch and
     ``test_batch`` must exist.
     """
+    check_type("directory", directory, (str, os.PathLike), "path (str or os.PathLike)")
     root = Path(directory)
     if not root.is_dir():
         raise FileNotFoundError(f"CIFAR-10 directory {root} does not exist (this loader never downloads)")

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sparsejax.core.validation import check_choice, check_index_range, check_int
+from sparsejax.core.validation import check_choice, check_index_range, check_int, check_type
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -148,6 +148,7 @@ def grammar_corpus(n_sentences: int, seed: int = 0, max_len: int = 24, grammar: 
 def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
     """Concatenate the sentences (without padding) into one stream and cut it into
     non-overlapping windows of ``seq_len + 1`` tokens: inputs ``w[:, :-1]``, targets ``w[:, 1:]``."""
+    check_type("corpus", corpus, GrammarCorpus)
     seq_len = check_int("seq_len", seq_len, minimum=1)
     stream = np.concatenate([row[:n] for row, n in zip(corpus.tokens, corpus.lengths)])
     n_windows = len(stream) // (seq_len + 1)
@@ -159,6 +160,7 @@ def lm_windows(corpus: GrammarCorpus, seq_len: int) -> np.ndarray:
 def decode(tokens, vocab: tuple[str, ...] = VOCAB_SHIFTED) -> str:
     """Token ids -> space-separated words, dropping ``<pad>``. Ids outside the vocabulary raise
     (a negative id would otherwise wrap around to the end of the vocabulary)."""
+    check_type("vocab", vocab, (tuple, list), "tuple of str")
     ids = np.asarray(tokens)
     check_index_range("tokens", ids.astype(np.int64) if ids.dtype.kind in "iu" else ids, len(vocab))
     return " ".join(vocab[int(t)] for t in np.asarray(tokens).reshape(-1) if int(t) != PAD)

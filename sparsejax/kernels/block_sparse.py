@@ -118,6 +118,7 @@ def to_block_sparse(w: jax.Array, block_shape: tuple[int, int], mask: jax.Array 
 
 def from_block_sparse(bs: BlockSparse) -> jax.Array:
     """Dense ``(K, N)`` weight (zeros in the pruned blocks); jittable."""
+    check_block_sparse(bs)
     bk, bn = bs.block_shape
     kb, nb = bs.grid_shape
     cols = _block_cols(bs)
@@ -127,6 +128,7 @@ def from_block_sparse(bs: BlockSparse) -> jax.Array:
 
 def block_sparse_nbytes(bs: BlockSparse) -> int:
     """Exact bytes of the stored arrays (values + row indices + tile offsets)."""
+    check_block_sparse(bs)
     return int(bs.values.nbytes + bs.block_rows.nbytes + bs.block_ptr.nbytes)
 
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import pallas as pl
 
-from sparsejax.core.validation import check_array, check_finite_array
+from sparsejax.core.validation import check_array, check_finite_array, is_traced
 from sparsejax.kernels._util import (
     check_activations,
     check_tile,
@@ -106,6 +106,7 @@ def _positions(meta: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def from_nm24(c: NM24) -> jax.Array:
     """Dense ``(K, N)`` weight; jittable."""
+    _check_nm24(c)
     p0, p1 = _positions(c.meta)
     j = jnp.arange(4)[None, :, None]
     dense = jnp.where(p0[:, None] == j, c.values[0][:, None], 0) + jnp.where(p1[:, None] == j, c.values[1][:, None], 0)
@@ -115,6 +116,7 @@ def from_nm24(c: NM24) -> jax.Array:
 
 def nm24_nbytes(c: NM24) -> int:
     """Exact bytes of the stored arrays (values + packed positions; padding included)."""
+    _check_nm24(c)
     return int(c.values.nbytes + c.meta.nbytes)
 
 
@@ -129,6 +131,11 @@ def _check_nm24(c) -> NM24:
     check_array("c.meta", c.meta, shape=(kg // 2, np_), dtype_kind="u")
     if c.meta.dtype != jnp.uint8:
         raise TypeError(f"c.meta must be uint8, got {c.meta.dtype}")
+    if not is_traced(c.meta):
+        p0, p1 = _positions(c.meta)
+        if bool(jnp.any(p0 >= p1)):
+            raise ValueError("c.meta must list two increasing positions per group of 4 (slot 0 < slot 1), "
+                             f"got {int(jnp.sum(p0 >= p1))} groups with slot 0 >= slot 1")
     return c
 
 

@@ -149,6 +149,7 @@ def quantize_weight(w, bits: int, g: int, *, scale_dtype=jnp.float16) -> Quantiz
 
 def dequantize_weight(qw: QuantizedWeight) -> jax.Array:
     """Dense float32 ``(K, N)`` weight ``(q - z) * s``; jittable."""
+    _check_quantized(qw)
     codes = _unpack_split(qw.packed, qw.bits, 0).astype(jnp.float32)
     g = qw.g
     w = (codes - jnp.repeat(qw.zeros.astype(jnp.float32), g, 0)) * jnp.repeat(qw.scales.astype(jnp.float32), g, 0)
@@ -156,7 +157,9 @@ def dequantize_weight(qw: QuantizedWeight) -> jax.Array:
 
 
 def quantized_nbytes(qw) -> int:
-    """Exact bytes of the stored arrays (packed codes, scales, zero points, indices if any; padding included)."""
+    """Exact bytes of the stored arrays (packed codes, scales, zero points, indices if any; padding included)
+    of a `QuantizedWeight` or a `QuantBlockSparse`."""
+    _check_qbs(qw) if isinstance(qw, QuantBlockSparse) else _check_quantized(qw)
     return int(sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(qw)))
 
 
@@ -392,6 +395,7 @@ def to_quant_block_sparse(w, block_shape: tuple[int, int], bits: int, mask=None,
 
 def dequantize_block_sparse(q: QuantBlockSparse) -> jax.Array:
     """Float32 ``(nnzb, bk, bn)`` values of the kept blocks."""
+    _check_qbs(q)
     codes = _unpack_split(q.packed, q.bits, 2).astype(jnp.float32)
     return (codes - q.zeros[:, None, :].astype(jnp.float32)) * q.scales[:, None, :].astype(jnp.float32)
 

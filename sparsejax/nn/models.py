@@ -5,6 +5,7 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+from sparsejax.core.validation import check_int, check_number
 
 
 def _scaled(features: Sequence[int], width: float) -> list[int]:
@@ -19,6 +20,13 @@ class MLP(nn.Module):
     num_classes: int
     hidden: Sequence[int] = (128, 128)
     width: float = 1.0
+
+    def __post_init__(self):
+        check_int("num_classes", self.num_classes, minimum=1)
+        for h in self.hidden:
+            check_int("hidden", h, minimum=1)
+        check_number("width", self.width, minimum=0.0, min_inclusive=False)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -36,10 +44,18 @@ class CNN(nn.Module):
     hidden: int = 64
     width: float = 1.0
 
+    def __post_init__(self):
+        check_int("num_classes", self.num_classes, minimum=1)
+        for c in self.channels:
+            check_int("channels", c, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_number("width", self.width, minimum=0.0, min_inclusive=False)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         if x.ndim != 4:
-            raise ValueError(f"CNN expects NHWC input, got shape {x.shape}")
+            raise ValueError(f"x must be an NHWC batch (B, H, W, C) for CNN, got shape {x.shape}")
         for i, c in enumerate(_scaled(self.channels, self.width)):
             x = nn.relu(nn.Conv(c, (3, 3), padding="SAME", name=f"conv_{i}")(x))
             x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME")

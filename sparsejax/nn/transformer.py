@@ -17,6 +17,8 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from sparsejax.core.validation import check_index_range, check_int
+
 
 def _check_heads(d_model: int, n_heads: int) -> None:
     if n_heads < 1 or d_model % n_heads:
@@ -37,10 +39,14 @@ class SelfAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        check_int("d_model", self.d_model, minimum=1)
+        check_int("n_heads", self.n_heads, minimum=1)
         if self.head_dim is None:
             _check_heads(self.d_model, self.n_heads)
         elif self.n_heads < 1 or self.head_dim < 1:
             raise ValueError(f"n_heads={self.n_heads} and head_dim={self.head_dim} must be >= 1")
+        if x.ndim != 3:
+            raise ValueError(f"x must have shape (batch, time, d_model), got {x.shape}")
         b, t, _ = x.shape
         head_dim = self.d_model // self.n_heads if self.head_dim is None else self.head_dim
         inner = self.n_heads * head_dim
@@ -98,11 +104,15 @@ class DecoderLM(nn.Module):
 
     @nn.compact
     def __call__(self, tokens: jnp.ndarray) -> jnp.ndarray:
+        check_int("vocab_size", self.vocab_size, minimum=1)
+        for name in ("d_model", "n_layers", "n_heads", "max_len", "mlp_ratio"):
+            check_int(name, getattr(self, name), minimum=1)
         _check_heads(self.d_model, self.n_heads)
         if tokens.ndim != 2:
             raise ValueError(f"DecoderLM expects tokens of shape (batch, time), got {tokens.shape}")
         if tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len={self.max_len}")
+        check_index_range("tokens", tokens, self.vocab_size)  # concrete tokens only (embedding gathers clamp)
         x = nn.Embed(self.vocab_size, self.d_model, name="tok_embed")(tokens)
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (self.max_len, self.d_model))
         x = x + pos[: tokens.shape[1]]

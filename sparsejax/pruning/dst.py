@@ -40,7 +40,7 @@ import optax
 from sparsejax.core.sparsity_types import Unstructured, parse_sparsity_type
 from sparsejax.core.transforms import check_premasked, masked_update
 from sparsejax.core.tree import check_like, is_none, leaves_with_paths
-from sparsejax.core.validation import check_choice, check_int, check_number
+from sparsejax.core.validation import check_choice, check_int, check_number, check_array
 
 SCHEDULES = ("constant", "cosine")
 GROWTH = ("random", "gradient")
@@ -77,6 +77,9 @@ def drop_and_grow(mask: jax.Array, weights: jax.Array, grow_scores: jax.Array, z
     """One connectivity update of a leaf: drop the ``floor(zeta * nnz)`` active entries (units) of
     smallest ``|weights|``, grow as many inactive ones (after the drop) with the largest
     ``grow_scores``. The number of ``True`` entries (per row for N:M) is unchanged."""
+    check_array("weights", weights, shape=tuple(np.shape(mask)))
+    check_array("grow_scores", grow_scores, shape=tuple(np.shape(mask)))
+    check_number("zeta", zeta, minimum=0.0, maximum=1.0, allow_traced=True)
     stype = parse_sparsity_type(sparsity_type)
     return stype.drop_and_grow(mask, jnp.abs(weights), grow_scores, zeta)
 
@@ -85,6 +88,9 @@ def sign_drop_and_grow(mask: jax.Array, weights: jax.Array, grow_scores: jax.Arr
     """SET's update (unstructured): drop ``floor(zeta * n_pos)`` smallest positive and
     ``floor(zeta * n_neg)`` largest negative active weights, grow as many inactive entries with
     the largest ``grow_scores``. Active zeros (never trained yet) count as neither sign and stay."""
+    check_array("weights", weights, shape=tuple(np.shape(mask)))
+    check_array("grow_scores", grow_scores, shape=tuple(np.shape(mask)))
+    check_number("zeta", zeta, minimum=0.0, maximum=1.0, allow_traced=True)
     pos = mask & (weights > 0)
     neg = mask & (weights < 0)
     flat = lambda x: x.reshape(-1)  # noqa: E731
@@ -109,8 +115,11 @@ def reset_on_grown(inner: optax.GradientTransformation, inner_state, grown):
             return x
         return jnp.where(g, jnp.zeros_like(x), x)
 
-    return optax.tree_utils.tree_map_params(inner, zero, inner_state, full,
-                                            transform_non_params=lambda x: x)
+    try:
+        return optax.tree_utils.tree_map_params(inner, zero, inner_state, full,
+                                                transform_non_params=lambda x: x)
+    except ValueError as e:
+        raise ValueError(f"grown must be a tree like the params of inner_state: {str(e).splitlines()[0]}") from e
 
 
 def dynamic_sparse(inner: optax.GradientTransformation, mask, *, grow: str, update_every: int, end_step: int,

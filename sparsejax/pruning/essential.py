@@ -25,7 +25,7 @@ import numpy as np
 
 from sparsejax.core.masks import apply_mask, magnitude_mask
 from sparsejax.core.tree import Predicate, leaves_with_paths, select
-from sparsejax.core.validation import check_array, check_finite_array, check_number
+from sparsejax.core.validation import check_array, check_finite_array, check_number, check_callable, check_finite_tree
 
 
 def _check_grid(sparsities) -> list[float]:
@@ -46,6 +46,7 @@ def one_shot_sweep(params, sparsities: Sequence[float], evaluate: Callable, *, f
     budget at every ``s``) is applied to the pruned model when given. Returns
     ``{"sparsity", "pruned", "finetuned" (if finetune), "masks"}``.
     """
+    check_callable("evaluate", evaluate)
     grid = _check_grid(sparsities)
     out = {"sparsity": grid, "pruned": [], "masks": []}
     if finetune is not None:
@@ -97,6 +98,7 @@ def knee(sparsities: Sequence[float], metric: Sequence[float]) -> float:
 def near_zero_fraction(params, rel: float = 0.05, *, predicate: Predicate | None = None) -> dict:
     """Fraction of weights with ``|w| < rel * std(w)`` per sparsifiable leaf and in total
     (``{"total": f, "per_leaf": {path: f}}``)."""
+    check_finite_tree("params", params)
     rel = check_number("rel", rel, minimum=0.0, min_inclusive=False)
     selected = select(params, predicate)
     per, small, total = {}, 0, 0

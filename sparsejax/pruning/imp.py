@@ -32,7 +32,7 @@ import optax
 
 from sparsejax.core.masks import apply_mask, magnitude_mask
 from sparsejax.core.tree import Predicate, check_like, is_none
-from sparsejax.core.validation import check_choice, check_int, check_number
+from sparsejax.core.validation import check_choice, check_int, check_number, check_callable, check_same_length
 
 SCOPES = ("global", "layer")
 RETRAIN_SCHEDULES = ("FT", "LRW", "LLR")
@@ -151,6 +151,9 @@ def make_retrain(apply_fn: Callable, x, y, *, steps: int, batch_size: int, key: 
     The jitted step is built once; the mask lives in the optimizer state, so phases never
     recompile. The data order of phase ``p`` is ``fold_in(key, p)``.
     """
+    check_callable("apply_fn", apply_fn)
+    check_same_length(x=x, y=y)
+    check_int("batch_size", batch_size, minimum=1, maximum=int(np.shape(x)[0]))
     from sparsejax.core.transforms import masked
     from sparsejax.train import TrainState, cross_entropy_loss, fit, make_train_step
 

@@ -36,7 +36,7 @@ import optax
 
 from sparsejax.core.masks import random_mask, top_k_mask
 from sparsejax.core.tree import is_none
-from sparsejax.core.validation import check_array, check_choice, check_int, check_number
+from sparsejax.core.validation import check_array, check_choice, check_int, check_number, check_finite_array
 
 
 class DAE(nn.Module):
@@ -47,6 +47,13 @@ class DAE(nn.Module):
     hidden: int = 1000
     dropout: float = 0.2
     output: str = "linear"
+
+    def __post_init__(self):
+        check_int("n_features", self.n_features, minimum=1)
+        check_int("hidden", self.hidden, minimum=1)
+        check_number("dropout", self.dropout, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_choice("output", self.output, ("linear", "tanh"))
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):
@@ -71,6 +78,8 @@ def evolve(key: jax.Array, w: jax.Array, mask: jax.Array, zeta: float) -> tuple[
     positive and ``ceil(zeta n_neg)`` largest negative active weights, regrow as many at uniformly
     random positions outside the kept set with values ``N(0, 1) / 10``. Returns ``(w, mask)``;
     the number of connections is unchanged and inactive entries of ``w`` are zero."""
+    check_array("mask", mask, shape=tuple(np.shape(w)), dtype_kind="b")
+    check_number("zeta", zeta, minimum=0.0, maximum=1.0, allow_traced=True)
     k_pos_key, k_val_key = jax.random.split(key)
     pos = mask & (w >= 0)
     neg = mask & (w < 0)
@@ -89,6 +98,7 @@ def neuron_strength(kernel: jax.Array) -> np.ndarray:
     """Strength of each input neuron: ``s_i = sum_j |W_ij|`` (rows of a flax ``(in, out)`` kernel);
     pruned connections are zeros and do not count."""
     check_array("kernel", kernel, ndim=2)
+    check_finite_array("kernel", kernel)
     return np.asarray(jnp.abs(kernel).sum(axis=1))
 
 
@@ -122,6 +132,7 @@ def train_quickselection(key: jax.Array, x, *, epochs: int = 100, hidden: int = 
     from sparsejax.train import TrainState, fit
 
     x = np.asarray(check_array("x", x, ndim=2, dtype_kind="f"), np.float32)
+    check_finite_array("x", x)
     epochs = check_int("epochs", epochs, minimum=1)
     zeta = check_number("zeta", zeta, minimum=0.0, maximum=1.0)
     check_choice("output", output, ("linear", "tanh"))

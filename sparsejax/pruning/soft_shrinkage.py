@@ -27,7 +27,7 @@ import optax
 
 from sparsejax.core.masks import top_k_mask
 from sparsejax.core.tree import Predicate, is_none, select
-from sparsejax.core.validation import check_number
+from sparsejax.core.validation import check_number, check_finite_tree
 
 MAX_PRUNED_FRACTION = 0.995
 
@@ -97,6 +97,10 @@ def frozen_mask(state: SoftShrinkageState):
 def gradient_stats(grads, predicate: Predicate | None = None) -> dict:
     """Per-leaf ``|grad|`` statistics the ISS-P code logs as "gradient throughput":
     ``{path: (norm, var, mean, std)}`` of the absolute gradient of every prunable leaf."""
+    for leaf in jax.tree_util.tree_leaves(grads):
+        if not hasattr(leaf, "shape"):
+            raise TypeError(f"grads must be a pytree of arrays, got a {type(leaf).__name__} leaf")
+    check_finite_tree("grads", grads)
     from sparsejax.core.tree import leaves_with_paths
 
     selected = select(grads, predicate)

@@ -26,7 +26,7 @@ import numpy as np
 
 from sparsejax.core.masks import apply_mask
 from sparsejax.core.tree import Predicate, check_like, is_none
-from sparsejax.core.validation import check_choice, check_int, check_number
+from sparsejax.core.validation import check_choice, check_int, check_number, check_same_length
 from sparsejax.pruning.imp import phase_sparsity, prune_magnitude
 
 
@@ -41,13 +41,25 @@ def stack_trees(trees: Sequence[Any]):
     """Stack a list of pytrees with equal structure into one tree with a leading axis."""
     if not trees:
         raise ValueError("need at least one tree to stack")
+    first = jax.tree_util.tree_structure(trees[0])
+    for i, tree in enumerate(trees[1:], 1):
+        if jax.tree_util.tree_structure(tree) != first:
+            raise ValueError(f"trees[{i}] has structure {jax.tree_util.tree_structure(tree)}, trees[0] has {first}")
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def unstack_tree(tree, n: int | None = None) -> list:
     """Inverse of :func:`stack_trees`: the ``n`` trees along the leading axis."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    n = leaves[0].shape[0] if n is None else n
+    if not leaves or any(np.ndim(leaf) == 0 for leaf in leaves):
+        raise ValueError("tree must be a stacked tree (every leaf with a leading axis), got a scalar leaf")
+    lengths = {int(np.shape(leaf)[0]) for leaf in leaves}
+    if len(lengths) > 1:
+        raise ValueError(f"tree leaves have different leading lengths {sorted(lengths)}")
+    length = lengths.pop()
+    n = length if n is None else check_int("n", n, minimum=1)
+    if n != length:
+        raise ValueError(f"n={n} differs from the leading axis length {length} of tree")
     return [jax.tree_util.tree_unflatten(treedef, [leaf[i] for leaf in leaves]) for i in range(n)]
 
 
@@ -146,7 +158,7 @@ def train_ingredients(train_step: Callable, states, x, y, *, steps: int, batch_s
     from sparsejax.train import fit
 
     m = int(jax.tree_util.tree_leaves(states)[0].shape[0])
-    n = int(np.shape(x)[0])
+    n = check_same_length(x=x, y=y)
     perms = jnp.stack([jax.random.permutation(jax.random.fold_in(key, i), n) for i in range(m)])
     x, y = jnp.asarray(x), jnp.asarray(y)
     vstep = _vmapped_step(train_step)

@@ -27,10 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparsejax.core.tree import select
-from sparsejax.core.validation import check_array, check_index_range
+from sparsejax.core.tree import select, check_like
+from sparsejax.core.validation import (
+    check_array, check_index_range, check_int, check_choice, check_callable, check_type,
+)
 from sparsejax.quant.group_quant import fake_quantize, minmax_params, quantize, round_ste
-from sparsejax.quant.packing import pack_codes, unpack_codes
+from sparsejax.quant.packing import pack_codes, unpack_codes, SUPPORTED_BITS
 from sparsejax.structured.group import group_mask, index_dtype, is_group_sparse, kept_group_slots
 
 _is_none = lambda x: x is None  # noqa: E731
@@ -78,7 +80,9 @@ def gqsa_init(params, masks, bits: int | None, g: int):
         scale, zero = minmax_params(w, bits, g)
         return {"w": w, "scale": scale, "zero": zero}
 
-    return jax.tree_util.tree_map(one, masks, params, is_leaf=_is_none)
+    _check_qbits(bits)
+    check_like(params, masks, what="masks")
+    return _map_like(one, masks, params, ("masks", "params"))
 
 
 def gqsa_weights(qstate, masks, bits: int | None, g: int):
@@ -89,12 +93,16 @@ def gqsa_weights(qstate, masks, bits: int | None, g: int):
         w = q["w"] if bits is None else fake_quantize(q["w"], q["scale"], q["zero"], bits, g)
         return jnp.where(m, w, 0.0)
 
-    return jax.tree_util.tree_map(one, masks, qstate, is_leaf=_is_none)
+    _check_qbits(bits)
+    return _map_like(one, masks, qstate, ("masks", "qstate"))
 
 
 def merge(params, weights):
     """``params`` with the non-``None`` leaves of ``weights`` substituted."""
-    return jax.tree_util.tree_map(lambda p, w: p if w is None else w, params, weights, is_leaf=_is_none)
+    try:
+        return jax.tree_util.tree_map(lambda p, w: p if w is None else w, params, weights, is_leaf=_is_none)
+    except ValueError as e:
+        raise ValueError(f"weights must have the tree structure of params: {str(e).splitlines()[0]}") from e
 
 
 def bqpo(block_apply: Callable, block_params, qstate, masks, inputs, targets, *, bits: int | None, g: int,
@@ -103,6 +111,8 @@ def bqpo(block_apply: Callable, block_params, qstate, masks, inputs, targets, *,
     the kept weights (learning rate ``lr``) and their scales / zero points (``qparam_lr``, default
     ``lr``), the sparsity pattern fixed. ``inputs`` are the compressed model's activations entering
     the block, ``targets`` the full-precision block outputs. Returns ``(qstate, losses)``."""
+    steps = check_int("steps", steps, minimum=0)
+    check_int("batch_size", batch_size, minimum=1)
     if inputs.shape[0] != targets.shape[0]:
         raise ValueError(f"inputs ({inputs.shape[0]}) and targets ({targets.shape[0]}) differ in length")
     labels = jax.tree_util.tree_map_with_path(
@@ -139,7 +149,8 @@ def freeze_codes(qstate, masks, bits: int, g: int):
         zero = jnp.clip(jnp.round(q["zero"]), 0, 2**bits - 1)  # integer start: STE rounding is centred
         return {"codes": quantize(q["w"], q["scale"], zero, bits, g), "scale": q["scale"], "zero": zero}
 
-    return jax.tree_util.tree_map(one, masks, qstate, is_leaf=_is_none)
+    _check_qbits(bits, allow_none=False)
+    return _map_like(one, masks, qstate, ("masks", "qstate"))
 
 
 def frozen_weights(frozen, masks, bits: int, g: int):
@@ -147,17 +158,25 @@ def frozen_weights(frozen, masks, bits: int, g: int):
     def one(m, f):
         if m is None:
             return None
+        if f["codes"].shape[0] % g:
+            raise ValueError(f"g={g} does not divide K={f['codes'].shape[0]} of the frozen codes")
         z = jnp.clip(round_ste(f["zero"]), 0, 2**bits - 1)
         w = (f["codes"].astype(jnp.float32) - jnp.repeat(z, g, 0)) * jnp.repeat(f["scale"], g, 0)
         return jnp.where(m, w, 0.0)
 
-    return jax.tree_util.tree_map(one, masks, frozen, is_leaf=_is_none)
+    _check_qbits(bits, allow_none=False)
+    check_int("g", g, minimum=1)
+    return _map_like(one, masks, frozen, ("masks", "frozen"))
 
 
 def make_e2e_oqp_step(loss_fn: Callable, masks, bits: int, g: int, tx: optax.GradientTransformation):
     """Stage 2 (E2E-OQP): jitted ``step(qparams, opt_state, codes, params, batch) -> (qparams,
     opt_state, loss)`` training only ``qparams = {"scale", "zero"}`` trees on ``loss_fn(params, batch)``
     with the integer ``codes`` tree frozen. Split a frozen tree with `split_frozen`."""
+    check_callable("loss_fn", loss_fn)
+    _check_qbits(bits, allow_none=False)
+    check_int("g", g, minimum=1)
+    check_type("tx", tx, optax.GradientTransformation, "optax GradientTransformation")
     def loss_of(qp, codes, params, batch):
         frozen = join_frozen(codes, qp)
         return loss_fn(merge(params, frozen_weights(frozen, masks, bits, g)), batch)
@@ -173,6 +192,7 @@ def make_e2e_oqp_step(loss_fn: Callable, masks, bits: int, g: int, tx: optax.Gra
 
 def split_frozen(frozen):
     """``(codes tree, {"scale", "zero"} tree)`` from a frozen tree."""
+    check_type("frozen", frozen, dict, "frozen tree (dict) from freeze_codes")
     is_leaf = lambda x: x is None or (isinstance(x, dict) and "codes" in x)  # noqa: E731
     codes = jax.tree_util.tree_map(lambda f: None if f is None else f["codes"], frozen, is_leaf=is_leaf)
     qp = jax.tree_util.tree_map(lambda f: None if f is None else {"scale": f["scale"], "zero": f["zero"]},
@@ -182,8 +202,23 @@ def split_frozen(frozen):
 
 def join_frozen(codes, qparams):
     """Inverse of `split_frozen`."""
-    return jax.tree_util.tree_map(lambda c, q: None if c is None else {"codes": c, **q}, codes, qparams,
-                                  is_leaf=_is_none)
+    return _map_like(lambda c, q: None if c is None else {"codes": c, **q}, codes, qparams, ("qparams", "codes"))
+
+
+def _map_like(fn, first, second, names: tuple[str, str]):
+    """``tree_map(fn, first, second)`` (``None`` leaves of ``first`` kept) with a message naming both
+    trees when their structures differ."""
+    try:
+        return jax.tree_util.tree_map(fn, first, second, is_leaf=_is_none)
+    except ValueError as e:
+        raise ValueError(f"{names[0]} must have the tree structure of {names[1]}: {str(e).splitlines()[0]}") from e
+
+
+def _check_qbits(bits, allow_none: bool = True):
+    if bits is None and allow_none:
+        return None
+    check_int("bits", bits)
+    return check_choice("bits", bits, SUPPORTED_BITS)
 
 
 class GQSAWeight(NamedTuple):
@@ -231,8 +266,20 @@ def gqsa_pack(codes: jax.Array, scale: jax.Array, zero: jax.Array, mask: jax.Arr
                       zeros.astype(jnp.uint8), safe.astype(index_dtype(k // g)), bits, g, (k, n))
 
 
+def _check_gqsa(c) -> GQSAWeight:
+    check_type("c", c, GQSAWeight)
+    _check_qbits(c.bits, allow_none=False)
+    k, n = c.shape
+    if k % c.g:
+        raise ValueError(f"c.g={c.g} does not divide K={k}")
+    check_array("c.group_idx", c.group_idx, shape=(None, n), dtype_kind="iu")
+    check_index_range("c.group_idx", c.group_idx, k // c.g)
+    return c
+
+
 def gqsa_unpack(c: GQSAWeight) -> jax.Array:
     """Dense float32 ``(K, N)`` weight (zeros in pruned groups)."""
+    _check_gqsa(c)
     k, n = c.shape
     vals = (unpack_codes(c.packed, c.bits, axis=1).astype(jnp.float32) - c.zeros[:, None, :].astype(jnp.float32)) \
         * c.scales[:, None, :].astype(jnp.float32)
@@ -243,6 +290,7 @@ def gqsa_unpack(c: GQSAWeight) -> jax.Array:
 
 def gqsa_nbytes(c: GQSAWeight) -> int:
     """Exact bytes of the stored arrays (codes, scales, zero points, group indices; padding included)."""
+    _check_gqsa(c)
     return int(c.packed.nbytes + c.scales.nbytes + c.zeros.nbytes + c.group_idx.nbytes)
 
 
@@ -251,6 +299,7 @@ def gqsa_to_quantized(c: GQSAWeight):
     code of their zero point, so they dequantize to exactly 0). GQSA's per-column group lists cannot
     feed an MMA (every kept group meets one output column), so the kernels serve this layout, or the
     block-shared variant `sparsejax.kernels.QuantBlockSparse`. Host side."""
+    _check_gqsa(c)
     from sparsejax.kernels import quantized_from_codes
 
     k, n = c.shape

@@ -14,15 +14,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sparsejax.core.validation import (
-    check_array,
-    check_finite_array,
-    check_index_range,
-    check_int,
-    is_traced,
+    check_array, check_finite_array, check_index_range, check_int, is_traced, check_type,
 )
-from sparsejax.quant.packing import SUPPORTED_BITS, pack_codes, unpack_codes
+from sparsejax.quant.packing import SUPPORTED_BITS, pack_codes, unpack_codes, _check_bits
 
 
 def _check(w, bits: int, g: int):
@@ -91,12 +88,18 @@ def dequantize(codes: jax.Array, scale: jax.Array, zero: jax.Array, g: int) -> j
 
 
 @jax.custom_jvp
-def round_ste(x):
-    """``round`` with a straight-through (identity) gradient."""
+def _round_ste(x):
     return jnp.round(x)
 
 
-round_ste.defjvp(lambda primals, tangents: (jnp.round(primals[0]), tangents[0]))
+_round_ste.defjvp(lambda primals, tangents: (jnp.round(primals[0]), tangents[0]))
+
+
+def round_ste(x):
+    """``round`` with a straight-through (identity) gradient."""
+    if not (hasattr(x, "dtype") or isinstance(x, (int, float, np.number))) or isinstance(x, bool):
+        raise TypeError(f"x must be an array or a number, got {type(x).__name__}")
+    return _round_ste(x)
 
 
 def fake_quantize(w: jax.Array, scale: jax.Array, zero: jax.Array, bits: int, g: int) -> jax.Array:
@@ -139,12 +142,30 @@ def group_quantize(w: jax.Array, bits: int, g: int, scale=None, zero=None,
                           jnp.clip(jnp.round(zero), 0, 2**bits - 1).astype(jnp.uint8), bits, g)
 
 
+def _check_group_quantized(c) -> GroupQuantized:
+    """Type, bits and the packed / scales / zeros shapes of a `GroupQuantized` agree."""
+    check_type("c", c, GroupQuantized)
+    per_byte = _check_bits(c.bits)
+    check_int("c.g", c.g, minimum=1)
+    check_array("c.packed", c.packed, ndim=2, dtype_kind="u")
+    check_array("c.scales", c.scales, ndim=2, dtype_kind="f")
+    check_array("c.zeros", c.zeros, shape=tuple(c.scales.shape), dtype_kind="iu")
+    k = c.packed.shape[0] * per_byte
+    if (k, c.packed.shape[1]) != (c.scales.shape[0] * c.g, c.scales.shape[1]):
+        raise ValueError(f"c.packed holds a ({k}, {c.packed.shape[1]}) weight at {c.bits} bits, but c.scales "
+                         f"{tuple(c.scales.shape)} with g={c.g} describe ({c.scales.shape[0] * c.g}, "
+                         f"{c.scales.shape[1]})")
+    return c
+
+
 def group_dequantize(c: GroupQuantized) -> jax.Array:
     """Dense float32 weight from a `GroupQuantized`."""
+    _check_group_quantized(c)
     return dequantize(unpack_codes(c.packed, c.bits, axis=0), c.scales.astype(jnp.float32),
                       c.zeros.astype(jnp.float32), c.g)
 
 
 def group_quant_nbytes(c: GroupQuantized) -> int:
     """Exact bytes of the stored arrays (codes + scales + zero points)."""
+    _check_group_quantized(c)
     return int(c.packed.nbytes + c.scales.nbytes + c.zeros.nbytes)

@@ -43,6 +43,7 @@ def block_norms(w: jax.Array, block_shape: tuple[int, int]) -> jax.Array:
     """L2 norm of every ``(bk, bn)`` block of the trailing two axes: shape ``(..., K/bk, N/bn)``."""
     w = jnp.asarray(w)
     bk, bn = _check_blocks(w.shape, block_shape)
+    check_finite_array("w", w)
     t = _tiles(w.astype(jnp.float32), bk, bn)
     return jnp.sqrt(jnp.sum(jnp.square(t), axis=(-2, -1)))
 

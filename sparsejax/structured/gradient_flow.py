@@ -47,8 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sparsejax.core.tree import Predicate, is_none
+from sparsejax.core.tree import Predicate, is_none, check_like
 from sparsejax.structured.nm import _check_nm_args, nm_mask
+from sparsejax.core.validation import check_int, check_number, is_traced
 
 METHODS = ("srste", "mask_decay_linear", "mask_decay_exponential", "structure_decay_stepwise",
            "structure_decay_geometric", "structure_decay_densify")
@@ -71,8 +72,9 @@ def linear_mask_decay(rate: float, begin_step: int = 0) -> Callable:
 
 def exponential_mask_decay(rate: float, begin_step: int = 0) -> Callable:
     """MDGF-Exponential: ``beta_t = exp(-rate * max(t - begin_step, 0))``."""
-    if isinstance(rate, (bool, str)) or not isinstance(rate, (int, float, np.floating)) or rate <= 0:
-        raise ValueError(f"decay rate must be > 0, got {rate}")
+    if isinstance(rate, (bool, str)) or not isinstance(rate, (int, float, np.floating)) or not rate > 0 \
+            or not np.isfinite(rate):
+        raise ValueError(f"decay rate must be > 0 and finite, got {rate}")
     _check_steps(begin_step=begin_step)
     return lambda step: jnp.exp(-rate * jnp.maximum(jnp.asarray(step, jnp.float32) - begin_step, 0.0))
 
@@ -135,6 +137,7 @@ def frame_index(begin_step: int, end_step: int, frames: int) -> Callable:
     _check_steps(begin_step=begin_step, end_step=end_step)
     if end_step <= begin_step:
         raise ValueError(f"end_step ({end_step}) must be > begin_step ({begin_step})")
+    frames = check_int("frames", frames, minimum=1)
     frame = (end_step - begin_step) / frames
 
     def index(step):
@@ -148,6 +151,8 @@ def frame_index(begin_step: int, end_step: int, frames: int) -> Callable:
 def level_mask(params, levels, idx, *, axis: int = -2, predicate: Predicate | None = None):
     """The N:M mask of ``levels[idx]`` (a traced int; ``-1`` = dense) without recompiling: every
     level's mask is computed and the current one selected."""
+    if not is_traced(idx) and not isinstance(idx, jax.Array):
+        check_int("idx", idx, minimum=-1, maximum=len(levels) - 1)
     masks = [nm_mask(params, a, b, axis, predicate=predicate) for a, b in levels]
 
     def pick(*leaves):
@@ -182,6 +187,8 @@ def stepwise_structure_decay(n: int, m: int, begin_step: int, end_step: int) -> 
 def ste_sparse(params, mask, beta=0.0):
     """Effective weights ``W * (E + beta * (1 - E))`` at masked leaves (``None`` leaves unchanged)
     with a straight-through gradient: the backward pass is the identity w.r.t. ``W``."""
+    check_number("beta", beta, minimum=0.0, maximum=1.0, allow_traced=True)
+    check_like(params, mask, what="ste_sparse mask")
 
     def leaf(e, w):
         if e is None:

@@ -21,14 +21,14 @@ import numpy as np
 from sparsejax.core.masks import keep_count, top_k_mask
 from sparsejax.core.sparsity_types import Group
 from sparsejax.core.tree import path_str, select
-from sparsejax.core.validation import check_array, check_index_range, check_int, check_number, is_traced
+from sparsejax.core.validation import check_array, check_index_range, check_int, check_number, is_traced, check_type
 
 
 def _check_group(shape, g: int, axis: int) -> int:
     if not isinstance(g, (int, np.integer)) or g < 1:
         raise ValueError(f"group size g must be a positive int, got {g!r}")
     if len(shape) < 2:
-        raise ValueError(f"group sparsity needs a weight with ndim >= 2, got shape {tuple(shape)}")
+        raise ValueError(f"group sparsity needs a weight w with ndim >= 2, got shape {tuple(shape)}")
     if not -len(shape) <= axis < len(shape):
         raise ValueError(f"axis {axis} out of range for shape {tuple(shape)}")
     axis = axis % len(shape)
@@ -200,4 +200,5 @@ def group_decompress(c: GroupCompressed) -> jax.Array:
 
 def group_nbytes(c: GroupCompressed) -> int:
     """Exact bytes of the stored arrays (values + group indices, padding included)."""
+    check_type("c", c, GroupCompressed)
     return int(c.values.nbytes + c.group_idx.nbytes)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.core.tree import Predicate, is_none, path_str, select
+from sparsejax.core.validation import is_traced, check_int
 
 
 def _check_nm_args(n, m) -> None:
@@ -50,6 +51,10 @@ def nm_keep(x: jax.Array, n, m: int, axis: int) -> jax.Array:
     *clamped* to ``[0, m]`` (documented and tested: ``n > m`` keeps every entry, ``n < 0`` none); a
     concrete ``n`` is checked by :func:`nm_mask`. Exactly ``n`` entries per group; ties keep the
     earlier position."""
+    if not is_traced(n) and not isinstance(n, jax.Array):
+        m = check_int("m", m, minimum=1)
+        check_int("n", n, minimum=0, maximum=m)
+        _check_axis(np.shape(x), m, axis, "x")
     n = jnp.clip(n, 0, m)
     mag = jnp.moveaxis(jnp.abs(x), axis, -1)
     shape = mag.shape
@@ -86,6 +91,8 @@ def nm_mask(x, n, m: int, axis: int = -2, *, predicate: Predicate | None = None)
 
 def is_nm_sparse(x: jax.Array, n: int, m: int, axis: int = -2) -> bool:
     """True iff every group of ``m`` consecutive entries along ``axis`` has at most ``n`` non-zeros."""
+    m = check_int("m", m, minimum=1)
+    check_int("n", n, minimum=0, maximum=m)
     axis = _check_axis(np.shape(x), m, axis)
     nz = np.moveaxis(np.asarray(x) != 0, axis, -1)
     return bool((nz.reshape(nz.shape[:-1] + (-1, m)).sum(-1) <= n).all())

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparsejax.core.validation import check_array, check_index_range, is_traced
+from sparsejax.core.validation import check_array, check_index_range, is_traced, check_type, check_int
 
 
 class NMCompressed(NamedTuple):
@@ -99,6 +99,9 @@ def nm_nbytes(c: NMCompressed, index_bits: int | None = None) -> int:
     """Exact storage in bytes: values at their dtype plus the positions, either as stored (int8,
     ``index_bits=None``) or bit-packed at ``index_bits`` bits each (2 for the 2:4 hardware
     metadata), rounded up to whole bytes."""
+    check_type("c", c, NMCompressed)
+    if index_bits is not None:
+        check_int("index_bits", index_bits, minimum=1)
     count = int(np.prod(c.values.shape))
     if index_bits is None:
         return int(c.values.nbytes + c.indices.nbytes)

@@ -61,6 +61,7 @@ from flax import traverse_util
 
 from sparsejax.core.masks import top_k_mask
 from sparsejax.core.tree import check_sparsity
+from sparsejax.core.validation import check_int, check_key
 
 FAMILIES = ("dense", "wide", "parallel", "factorized", "doped")
 
@@ -256,6 +257,11 @@ class SparseIFTMLP(nn.Module):
     norm: bool = True
     uv_layer: str = "nonlinear_relu"
 
+    def __post_init__(self):
+        check_int("num_classes", self.num_classes, minimum=1)
+        check_sparsity(self.sparsity)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if len(self.hidden) < 2:
@@ -291,7 +297,7 @@ class SparseIFTCNN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.ndim != 4:
-            raise ValueError(f"SparseIFTCNN expects NHWC input, got shape {x.shape}")
+            raise ValueError(f"x must be an NHWC batch (B, H, W, C) for SparseIFTCNN, got shape {x.shape}")
         wide = self.family == "wide"
         c_in = x.shape[-1]
         for i, c in enumerate(self.channels):
@@ -319,6 +325,7 @@ def _exact_count_masks(key: jax.Array, params: dict, nnz: dict) -> dict:
 def sparse_ift_mask(key: jax.Array, variables) -> dict:
     """Random mask over ``variables["params"]`` keeping exactly the planned non-zeros (``"nnz"``
     collection) of every sparse kernel; ``None`` at dense leaves. One compiled call per model."""
+    check_key("key", key)
     if "params" not in variables:
         raise ValueError("pass the full variables dict from model.init (with 'params' and 'nnz')")
     params = traverse_util.flatten_dict(variables["params"])
@@ -331,10 +338,15 @@ def count_flops(model: nn.Module, variables, mask, x: jax.Array) -> int:
     (biases and activations excluded, as in P14). ``nnz`` comes from ``mask`` when given (``None``
     leaves are dense), else from the planned ``"nnz"`` collection of ``variables``, else the kernel
     is dense. ``x`` is an input batch (only its first example is run)."""
+    if not isinstance(variables, dict) or "params" not in variables:
+        raise ValueError("variables must be the full variables dict from model.init (with 'params')")
     _, state = model.apply({"params": variables["params"]}, x[:1], mutable=["positions"])
     positions = traverse_util.flatten_dict(state["positions"])
     params = traverse_util.flatten_dict(variables["params"])
     if mask is not None:
+        if not isinstance(mask, dict) or not set(traverse_util.flatten_dict(mask)) <= set(
+                traverse_util.flatten_dict(variables["params"])):
+            raise ValueError("mask must be a dict of kernel masks at paths of variables['params']")
         masks = traverse_util.flatten_dict(mask, keep_empty_nodes=True)
         nnz = {p: int(np.count_nonzero(np.asarray(m))) for p, m in masks.items() if m is not None}
     else:

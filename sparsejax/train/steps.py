@@ -15,7 +15,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from sparsejax.core.validation import check_array, check_index_range, check_int, check_same_length, is_traced
+from sparsejax.core.validation import (
+    check_array, check_index_range, check_int, check_same_length, is_traced, check_callable, check_type,
+)
 
 
 class TrainState(NamedTuple):
@@ -62,7 +64,15 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def make_train_step(
     apply_fn: Callable, tx: optax.GradientTransformation, loss_fn: Callable = cross_entropy_loss
 ) -> Callable:
-    """Return jitted ``step(state, x, y) -> (state, loss)`` with ``loss = loss_fn(apply_fn(params, x), y)``."""
+    """Return jitted ``step(state, x, y) -> (state, loss)`` with ``loss = loss_fn(apply_fn(params, x), y)``.
+
+    Precondition (not checked inside the jitted step, which would need a host sync per step): labels
+    lie in ``[0, num_classes)``. An out-of-range label gives a NaN loss, which :func:`~sparsejax.train.fit`
+    reports as a ``DivergenceError`` naming the step; ``fit(..., num_classes=C)`` checks the labels up
+    front. Shapes and dtypes are checked at trace time."""
+    check_callable("apply_fn", apply_fn)
+    check_type("tx", tx, optax.GradientTransformation, "optax GradientTransformation")
+    check_callable("loss_fn", loss_fn)
 
     def step(state: TrainState, x, y):
         loss, grads = jax.value_and_grad(lambda p: loss_fn(apply_fn(p, x), y))(state.params)
@@ -123,6 +133,8 @@ def make_bn_eval_step(model, loss_fn: Callable = cross_entropy_loss) -> Callable
 
 def make_eval_step(apply_fn: Callable, loss_fn: Callable = cross_entropy_loss) -> Callable:
     """Return jitted ``eval(params, x, y) -> (summed loss, number correct)`` for one batch."""
+    check_callable("apply_fn", apply_fn)
+    check_callable("loss_fn", loss_fn)
 
     def step(params, x, y):
         logits = apply_fn(params, x)
@@ -156,11 +168,15 @@ def evaluate(eval_step: Callable, params, x: np.ndarray, y: np.ndarray, batch_si
 
 def data_mesh(axis: str = "data") -> Mesh:
     """A 1-D mesh over all local devices."""
+    check_type("axis", axis, str)
+    if not axis:
+        raise ValueError("axis must be a non-empty mesh axis name, got ''")
     return Mesh(np.array(jax.local_devices()), (axis,))
 
 
 def shard_batch(tree, mesh: Mesh, axis: str = "data"):
     """Place arrays with their leading (batch) axis split over ``mesh``'s ``axis``."""
+    check_type("mesh", mesh, Mesh, "jax.sharding.Mesh")
     n = mesh.shape[axis]
     for leaf in jax.tree_util.tree_leaves(tree):
         check_array("batch leaf", leaf)
@@ -173,4 +189,5 @@ def shard_batch(tree, mesh: Mesh, axis: str = "data"):
 
 def replicate_on_mesh(tree, mesh: Mesh):
     """Replicate every array of ``tree`` on all devices of ``mesh``."""
+    check_type("mesh", mesh, Mesh, "jax.sharding.Mesh")
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
