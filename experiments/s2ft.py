@@ -109,10 +109,11 @@ def run(config: dict, ctx) -> dict:
     a = grammar_windows("A", cfg["pretrain_sentences"], cfg["eval_sentences"], cfg["seq_len"], seed=0)
     b = grammar_windows("B", cfg["finetune_sentences"], cfg["eval_sentences"], cfg["seq_len"], seed=0)
     with LoopCheckpointer(ctx.checkpoint_dir("pretrain"), every=cfg["pretrain_steps"]) as ckpt:
-        params, lm_cfg, losses = pretrain_lm(jax.random.PRNGKey(ctx.seed), N_ALL, a.train, model=cfg["model"],
+        # the pre-training losses are not reported: a resumed run would only hold those after the restore
+        params, lm_cfg, _ = pretrain_lm(jax.random.PRNGKey(ctx.seed), N_ALL, a.train, model=cfg["model"],
                                              steps=cfg["pretrain_steps"], batch_size=cfg["batch_size"],
                                              learning_rate=cfg["pretrain_lr"], checkpointer=ckpt)
-    out = {"pretrain": {"final_loss": losses[-1] if losses else None, "ppl_A": perplexity(params, a.test, lm_cfg),
+    out = {"pretrain": {"ppl_A": perplexity(params, a.test, lm_cfg),
                         "ppl_B": perplexity(params, b.test, lm_cfg)},
            "baselines": {f"{n}gram": {"ppl_B": ngram_perplexity(b.train, b.test, N_ALL, n),
                                       "ppl_A": ngram_perplexity(b.train, a.test, N_ALL, n)} for n in (1, 2)},

@@ -65,13 +65,14 @@ def run(config: dict, ctx) -> dict:
     data = grammar_windows("A", cfg["pretrain_sentences"], cfg["eval_sentences"], cfg["seq_len"], seed=0)
     vocab = len(VOCAB)
     with LoopCheckpointer(ctx.checkpoint_dir("pretrain"), every=cfg["pretrain_steps"]) as ckpt:
-        params, lm_cfg, losses = pretrain_lm(jax.random.PRNGKey(ctx.seed), vocab, data.train, model=cfg["model"],
+        # the pre-training losses are not reported: a resumed run would only hold those after the restore
+        params, lm_cfg, _ = pretrain_lm(jax.random.PRNGKey(ctx.seed), vocab, data.train, model=cfg["model"],
                                              steps=cfg["pretrain_steps"], batch_size=cfg["batch_size"],
                                              learning_rate=cfg["pretrain_lr"], checkpointer=ckpt)
     calib_idx = np.random.default_rng(42).choice(len(data.train), cfg["calibration_windows"], replace=False)
     calib = data.train[calib_idx, :-1]
     dense_ppl, dense_params = perplexity(params, data.test, lm_cfg), num_params(params)
-    out = {"dense": {"ppl": dense_ppl, "params": dense_params, "final_pretrain_loss": losses[-1] if losses else None},
+    out = {"dense": {"ppl": dense_ppl, "params": dense_params},
            "baselines": {f"{n}gram_ppl": ngram_perplexity(data.train, data.test, vocab, n) for n in (1, 2)}}
     uni = out["baselines"]["1gram_ppl"]
     ctx.log(f"dense LM: test ppl {dense_ppl:.3f} ({dense_params} params); unigram {uni:.2f}, "

@@ -128,12 +128,13 @@ def _batch_spectra(adj: jax.Array, node_mask: jax.Array, k: int | None = None) -
 
 
 def random_sign_flip(key: jax.Array, eigvecs: jax.Array) -> jax.Array:
-    """Multiply each eigenvector (column, last axis) by an independent random sign +-1.
+    """Multiply each eigenvector (column, last axis) by an independent random sign +-1; ``eigvecs``
+    is ``(n, k)`` or a padded batch ``(B, n, k)`` (one sign per column, shared across the batch).
 
     The standard augmentation for raw Laplacian eigenvector PEs (LapPE), which are not sign
     invariant (Sec. 2 of the paper).
     """
     check_key("key", key)
-    check_array("eigvecs", eigvecs, ndim=2, dtype_kind="f")
+    check_array("eigvecs", eigvecs, ndim=(2, 3), dtype_kind="f")
     signs = jax.random.rademacher(key, eigvecs.shape[-1:], dtype=eigvecs.dtype)
     return eigvecs * signs

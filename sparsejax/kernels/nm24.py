@@ -97,10 +97,11 @@ def to_nm24(w, mask=None, dtype=None) -> NM24:
     return NM24(jnp.asarray(values if dtype is None else values.astype(dtype)), jnp.asarray(meta), (int(k), int(n)))
 
 
-def _positions(meta: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(G, Np)`` positions of slot 0 and slot 1 from the packed meta."""
-    b = meta.astype(jnp.int32)
-    nib = jnp.concatenate([b & 15, b >> 4], axis=0)
+def _positions(meta: jax.Array, xp=jnp) -> tuple[jax.Array, jax.Array]:
+    """``(G, Np)`` positions of slot 0 and slot 1 from the packed meta (``xp=np`` on the host, so a
+    concrete meta can be checked while a caller's ``jit`` is tracing)."""
+    b = xp.asarray(meta).astype(xp.int32)
+    nib = xp.concatenate([b & 15, b >> 4], axis=0)
     return nib & 3, nib >> 2
 
 
@@ -132,10 +133,10 @@ def _check_nm24(c) -> NM24:
     if c.meta.dtype != jnp.uint8:
         raise TypeError(f"c.meta must be uint8, got {c.meta.dtype}")
     if not is_traced(c.meta):
-        p0, p1 = _positions(c.meta)
-        if bool(jnp.any(p0 >= p1)):
+        p0, p1 = _positions(c.meta, np)
+        if np.any(p0 >= p1):
             raise ValueError("c.meta must list two increasing positions per group of 4 (slot 0 < slot 1), "
-                             f"got {int(jnp.sum(p0 >= p1))} groups with slot 0 >= slot 1")
+                             f"got {int(np.sum(p0 >= p1))} groups with slot 0 >= slot 1")
     return c
 
 

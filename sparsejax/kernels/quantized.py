@@ -411,7 +411,7 @@ def _check_qbs(q) -> QuantBlockSparse:
     check_array("q.scales", q.scales, shape=(q.nnzb, bn), dtype_kind="f")
     check_array("q.zeros", q.zeros, shape=(q.nnzb, bn), dtype_kind="u")
     check_index_range("q.zeros", q.zeros, 2**q.bits)
-    check_block_sparse(q.index_view(jnp.zeros((q.nnzb, bk, bn), jnp.float32)))
+    check_block_sparse(q.index_view(np.zeros((q.nnzb, bk, bn), np.float32)))
     return q
 
 

@@ -61,6 +61,12 @@ CASES = {
                             "batch_size=4", "width=4", "fno_width=4", "fno_modes=2", "fno_depth=1",
                             "darcy_resolutions=[12]", "darcy_resolution=12", "darcy_train=8", "darcy_test=4",
                             "darcy_fno_padding=2"],
+    "slicegpt": ["pretrain_steps=20", "batch_size=8", "pretrain_sentences=300", "eval_sentences=60", "sparsities=[0.25]",
+                 'rotations=["pca","none"]', "rft_sparsities=[0.25]", "rft_steps=40", "calibration_windows=16"],
+    "s2ft": ["pretrain_steps=20", "batch_size=8", "finetune_steps=3", "pretrain_sentences=300", "finetune_sentences=60",
+             "eval_sentences=60", "lr_grid=[0.01]", "seeds=[0]", 'methods=["s2ft_random","lora"]'],
+    "flora": ["pretrain_steps=20", "finetune_steps=3", "lr_grid=[0.003]", "seeds=[0]", "flora_ranks=[2]",
+              'tasks=["digits_5_9"]'],
 }
 DEFAULT = {"random_pruning"}
 # one checkpointed loop only (the rest of the run is evaluation): the second kill comes after a

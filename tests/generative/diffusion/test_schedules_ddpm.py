@@ -53,6 +53,7 @@ def test_q_sample_closed_form_and_errors():
         q_sample(s, x0, jnp.array([0]), noise)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_training_decreases_loss():
     sched = make_schedule("cosine", 50)
     model = UNet(channels=(8,), time_dim=8)

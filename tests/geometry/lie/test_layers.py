@@ -150,6 +150,7 @@ def test_pooling_shapes_and_invariance_to_sample_order():
     np.testing.assert_allclose(normed, group_layer_norm(x), atol=1e-4)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_affine_gcnn_forward_and_parameter_parity():
     x = jnp.zeros((2, 16, 16, 1))
     key = jax.random.PRNGKey(0)

@@ -79,6 +79,7 @@ def test_2d_model_exact_on_grid_rotations_and_approximate_elsewhere():
     assert averaged["scalar"] < err["scalar"] and averaged["vector"] < err["vector"]
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_grid_averaged_apply_zero_rotations_is_plain_apply_and_needs_a_key():
     batch = _batch(3, b=1)
     model, params = _ponita(batch, 4)

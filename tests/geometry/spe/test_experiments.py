@@ -47,6 +47,7 @@ def test_spe_ood_stability_end_to_end(tmp_path):
     assert "mean predictor" in module.summarize(res)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_counting_resume_after_a_method_finished_keeps_its_loss_and_timing(tmp_path):
     """Issue #12: resuming after a kill that came after ``none`` had finished used to report NaN
     ``final_train_loss``/``ms_per_step`` for ``none``; both now live in the checkpointed state."""

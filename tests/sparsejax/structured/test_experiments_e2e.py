@@ -1,9 +1,11 @@
 """End-to-end runs of the P7 and P14 experiments with tiny overrides."""
+import pytest
 import json
 
 from experiments.runner import run_experiment
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_nm_gradient_flow_end_to_end(tmp_path):
     res = run_experiment(
         "nm_gradient_flow", "smoke", out=tmp_path, quiet=True,
@@ -20,6 +22,7 @@ def test_nm_gradient_flow_end_to_end(tmp_path):
     assert (tmp_path / "nm_gradient_flow.png").exists()
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_sparse_ift_end_to_end(tmp_path):
     run_experiment(
         "sparse_ift", "smoke", out=tmp_path, quiet=True,

@@ -77,6 +77,7 @@ def test_group_masks_pytree_and_errors():
         group_compress(jnp.ones((8, 2, 2)), 4)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_group_sparsity_experiment_end_to_end(tmp_path):
     from experiments.runner import run_experiment
 

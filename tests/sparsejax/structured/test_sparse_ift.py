@@ -118,6 +118,7 @@ def test_wide_budget_pays_for_the_wider_head():
         isoflop_plan("doped", 32, 32, 0.75, budget=16)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_rigl_training_keeps_the_flops():
     model = SparseIFTMLP(10, hidden=(4, 8, 8), family="factorized", sparsity=0.9)
     v = model.init(jax.random.key(0), X)
