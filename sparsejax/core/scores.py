@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.core.masks import keep_count
+from sparsejax.core.sparsity_types import ranks_last
 from sparsejax.core.tree import Predicate, is_none, path_str, select, check_like
 from sparsejax.core.validation import check_finite_tree, check_number, check_callable, check_type
 
@@ -116,8 +117,7 @@ def wanda_mask(params, scores, sparsity: float):
             return None
         cols = jnp.moveaxis(s, -1, 0).reshape(s.shape[-1], -1)  # (out, fan_in)
         k = keep_count(1.0 - sparsity, cols.shape[1])
-        ranks = jnp.argsort(jnp.argsort(-cols, axis=-1, stable=True), axis=-1)
-        keep = (ranks < k).reshape((s.shape[-1],) + s.shape[:-1])
+        keep = (ranks_last(cols) < k).reshape((s.shape[-1],) + s.shape[:-1])
         return jnp.moveaxis(keep, 0, -1)
 
     return jax.tree_util.tree_map(leaf, scores, is_leaf=is_none)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.core.masks import keep_count, top_k_mask
-from sparsejax.core.sparsity_types import Group
+from sparsejax.core.sparsity_types import Group, ranks_last
 from sparsejax.core.tree import path_str, select
 from sparsejax.core.validation import check_array, check_index_range, check_int, check_number, is_traced, check_type
 
@@ -82,7 +82,7 @@ def group_mask(w: jax.Array, g: int, sparsity: float, axis: int = -2, *, balance
     _check_count(s.shape[-1] if balanced else s.size, sparsity, "group_mask")
     density = 1.0 - sparsity if is_traced(sparsity) else 1.0 - float(sparsity)
     if balanced:
-        keep = jnp.argsort(jnp.argsort(-s, axis=-1, stable=True), axis=-1) < keep_count(density, s.shape[-1])
+        keep = ranks_last(s) < keep_count(density, s.shape[-1])
     else:
         keep = top_k_mask(s, keep_count(density, s.size))
     return stype.expand(keep, w.shape)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax.core.sparsity_types import ranks_last
 from sparsejax.core.tree import Predicate, is_none, path_str, select
 from sparsejax.core.validation import is_traced, check_int
 
@@ -59,9 +60,7 @@ def nm_keep(x: jax.Array, n, m: int, axis: int) -> jax.Array:
     mag = jnp.moveaxis(jnp.abs(x), axis, -1)
     shape = mag.shape
     groups = mag.reshape(shape[:-1] + (shape[-1] // m, m))
-    order = jnp.argsort(-groups, axis=-1, stable=True)
-    ranks = jnp.argsort(order, axis=-1)
-    return jnp.moveaxis((ranks < n).reshape(shape), -1, axis)
+    return jnp.moveaxis((ranks_last(groups) < n).reshape(shape), -1, axis)
 
 
 def nm_mask(x, n, m: int, axis: int = -2, *, predicate: Predicate | None = None):
