@@ -75,9 +75,9 @@ def _check_strings(text, pattern) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _bucket(x: int) -> int:
-    """Next power of two >= x (pads shapes so that jitted kernels compile once per bucket)."""
-    return 1 << max(0, int(x - 1).bit_length())
+def _bucket(x: int, floor: int = 16) -> int:
+    """Next power of two >= max(x, floor) (pads shapes so that jitted kernels compile once per bucket)."""
+    return 1 << max(0, int(max(x, floor) - 1).bit_length())
 
 
 # ---------------------------------------------------------------- brute force and sampled mismatch counts
@@ -93,12 +93,18 @@ def _mismatches_at(text, pattern, positions, count, n_shifts: int):
 
 
 def _counts(text: np.ndarray, pattern: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    n_shifts = text.size - pattern.size + 1
+    """Mismatch counts over the pattern ``positions`` at every shift; all shapes are padded to powers of two
+    (text with -1, which never equals a code) so that the kernel compiles once per bucket."""
+    n_shifts, m = text.size - pattern.size + 1, pattern.size
+    shifts_b, m_b = _bucket(n_shifts, 256), _bucket(m)
+    text_p = np.full(shifts_b + m_b, -1, np.int32)
+    text_p[:text.size] = text
+    pattern_p = np.zeros(m_b, np.int32)
+    pattern_p[:m] = pattern
     pos = np.zeros(_bucket(positions.size), np.int32)
     pos[:positions.size] = positions
-    out = _mismatches_at(jnp.asarray(text, jnp.int32), jnp.asarray(pattern, jnp.int32), jnp.asarray(pos),
-                         positions.size, n_shifts)
-    return np.asarray(out, np.int64)
+    out = _mismatches_at(jnp.asarray(text_p), jnp.asarray(pattern_p), jnp.asarray(pos), positions.size, shifts_b)
+    return np.asarray(out[:n_shifts], np.int64)
 
 
 def _dense(text: np.ndarray, pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,23 +123,21 @@ def hamming_brute(text, pattern) -> np.ndarray:
 # ---------------------------------------------------------------- per-character FFT
 
 @partial(jax.jit, static_argnames=("block", "n_blocks", "n_chars"))
-def _fft_matches(text_codes, pattern_codes, block: int, n_blocks: int, n_chars: int):
-    """Matches ``sum_j [T[i + j] = P[j]]`` restricted to pattern codes ``0 .. n_chars - 1`` (code ``-1``
-    never matches), by overlap-save blocks of length ``block`` stepping ``block - m + 1``."""
-    m = pattern_codes.shape[0]
-    step = block - m + 1
+def _fft_matches(text_codes, pattern_codes, step, block: int, n_blocks: int, n_chars: int):
+    """Circular correlations ``sum_j [W_b[i + j] = P[j]]`` of the text blocks ``W_b = T[b step : b step + block]``
+    with the pattern (codes ``0 .. n_chars - 1``, padding ``-1`` never matches), shape (n_blocks, block); entries
+    ``i < step = block - m + 1`` do not wrap around."""
     starts = jnp.arange(n_blocks) * step
-    windows = text_codes[starts[:, None] + jnp.arange(block)[None, :]]          # (n_blocks, block)
+    windows = text_codes[starts[:, None] + jnp.arange(block)[None, :]]
 
     def add_char(spec, c):
         a = jnp.fft.rfft((windows == c).astype(jnp.float64), axis=1)
-        b = jnp.fft.rfft((pattern_codes == c).astype(jnp.float64), n=block)
+        b = jnp.fft.rfft((pattern_codes == c).astype(jnp.float64))
         return spec + a * jnp.conj(b)[None, :], None
 
     spec0 = jnp.zeros((n_blocks, block // 2 + 1), jnp.complex128)
     spec, _ = jax.lax.scan(add_char, spec0, jnp.arange(n_chars))
-    corr = jnp.fft.irfft(spec, n=block, axis=1)[:, :step]                      # circular corr, no wrap
-    return corr.reshape(-1)
+    return jnp.fft.irfft(spec, n=block, axis=1)
 
 
 def _fft_match_counts(text: np.ndarray, pattern: np.ndarray, chars: np.ndarray) -> np.ndarray:
@@ -151,16 +155,18 @@ def _fft_match_counts(text: np.ndarray, pattern: np.ndarray, chars: np.ndarray) 
         idx = np.minimum(idx, sorted_keys.size - 1)
         return np.where(sorted_keys[idx] == x, order[idx], -1).astype(np.int32)
 
-    block = _bucket(2 * m)
+    block = _bucket(2 * m, 64)
     step = block - m + 1
     n_blocks = -(-n_shifts // step)
-    n_blocks_b = _bucket(n_blocks)
-    padded = np.full((n_blocks_b - 1) * step + block, -1, np.int32)
+    n_blocks_b = _bucket(n_blocks, 8)
+    padded = np.full(n_blocks_b * block, -1, np.int32)
     padded[:n] = encode(text)
-    n_chars = _bucket(chars.size)
+    pattern_p = np.full(block, -1, np.int32)
+    pattern_p[:m] = encode(pattern)
     with jax.enable_x64(True):
-        corr = np.asarray(_fft_matches(jnp.asarray(padded), jnp.asarray(encode(pattern)), block, n_blocks_b,
-                                       n_chars))[:n_shifts]
+        corr = np.asarray(_fft_matches(jnp.asarray(padded), jnp.asarray(pattern_p), step, block, n_blocks_b,
+                                       _bucket(chars.size)))
+    corr = corr[:, :step].reshape(-1)[:n_shifts]
     rounded = np.rint(corr)
     residue = float(np.max(np.abs(corr - rounded))) if corr.size else 0.0
     if residue >= 0.25:
