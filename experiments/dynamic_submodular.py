@@ -34,10 +34,10 @@ CLAIM = ("A fully dynamic (1/2 - eps)-approximation for monotone submodular maxi
 DYNAMIC = {"dynamic": DynamicSubmodular, "lattanzi": LattanziDynamic}
 PRESETS = {
     "smoke": {"ns": [256, 512, 1024, 2048], "ba_m": 3, "k": 10, "eps": 0.2, "window": 0.25, "p_insert": 0.6,
-              "checkpoints": 16, "fl_n": 512, "fl_clients": 128, "fl_gamma": 0.02, "tiny_n": 12, "tiny_k": 3,
+              "checkpoints": 16, "fl_n": 512, "fl_clients": 128, "fl_gamma": 0.5, "tiny_n": 12, "tiny_k": 3,
               "tiny_streams": 20, "tiny_steps": 30, "seeds": [0]},
     "full": {"ns": [1024, 2048, 4096, 8192, 16384], "ba_m": 3, "k": 20, "eps": 0.2, "window": 0.25,
-             "p_insert": 0.6, "checkpoints": 32, "fl_n": 1797, "fl_clients": 256, "fl_gamma": 0.02, "tiny_n": 14,
+             "p_insert": 0.6, "checkpoints": 32, "fl_n": 1797, "fl_clients": 256, "fl_gamma": 0.5, "tiny_n": 14,
              "tiny_k": 3, "tiny_streams": 50, "tiny_steps": 40, "seeds": [0, 1, 2]},
 }
 
