@@ -214,9 +214,11 @@ def summarize(results: dict) -> str:
         parts.append(f"calls/update ~ n^slope ({stream}): " + ", ".join(
             f"{a} {v['slope']:.2f} [{v['ci'][0]:.2f},{v['ci'][1]:.2f}]" for a, v in fits.items()))
     big = [r for r in m["rows"] if r["objective"] == "coverage" and r["n"] == cfg["ns"][-1]]
-    parts.append(f"at n={cfg['ns'][-1]}: calls/update " + ", ".join(
-        f"{a} {fmt_mean_std([r[a]['calls_per_update'] for r in big], 3)}"
-        for a in (*DYNAMIC, "recompute_greedy")) + "; min f/greedy " + ", ".join(
+    def per_stream(a):
+        return "/".join(fmt_mean_std([r[a]["calls_per_update"] for r in big if r["stream"] == s], 3)
+                        for s in ("sliding", "random"))
+    parts.append(f"at n={cfg['ns'][-1]}: calls/update (sliding/random) " + ", ".join(
+        f"{a} {per_stream(a)}" for a in (*DYNAMIC, "recompute_greedy")) + "; min f/greedy " + ", ".join(
         f"{a} {min(r[a]['ratio_min'] for r in big):.3f}" for a in (*DYNAMIC, "random")))
     cheaper = all(r["dynamic"]["calls_per_update"] < r["recompute_greedy"]["calls_per_update"] for r in big)
     parts.append(("the reconstruction is cheaper than recompute-greedy" if cheaper else

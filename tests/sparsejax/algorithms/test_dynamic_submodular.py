@@ -89,7 +89,7 @@ def test_dynamic_invariants_and_half_minus_eps_after_every_update():
         make = random_objective(rng, n)
         ref, alg = make(), DynamicSubmodular(make(), k, EPS, seed=trial)
         lat = LattanziDynamic(make(), k, EPS, seed=trial)
-        for op, e in random_stream(rng, n, 25):
+        for op, e in random_stream(rng, n, 20):
             getattr(alg, op)(e)
             getattr(lat, op)(e)
             alg.check_invariants()
