@@ -2,12 +2,12 @@
 
 Uniform random texts and patterns over alphabets of size ``sigma`` (generated here). Every exact method of
 :mod:`sparsejax.algorithms.hamming` (brute force O(nm), per-character FFT O(sigma n log m), Abrahamson's
-heavy/light split O(n sqrt(m log m))) is checked against brute force on every instance and timed (median
-process CPU time of ``repeats`` calls after a warm-up, used for the fits, and their median wall time) against m
-at fixed n and against n at fixed m; the log-log slopes (bootstrap CI, ``experiments._stats.loglog_slope``) sit
-beside the theoretical exponents, with the crossover m where Abrahamson / FFT first beat brute force.
-Abrahamson's threshold is swept around ``tau* = sqrt(m log2 m)``. The approximations (Kopelowitz–Porat hashing, the sampling estimator) report
-their worst relative error, the fraction of shifts outside their bounds and time against eps.
+heavy/light split O(n sqrt(m log m))) is checked against brute force on every instance and timed (median process
+CPU time of ``repeats`` calls after a warm-up, used for the fits, and their median wall time) against m at fixed n
+and against n at fixed m; the log-log slopes (bootstrap CI, ``experiments._stats.loglog_slope``) sit beside the
+theoretical exponents, with the crossover m where Abrahamson / FFT first beat brute force. Abrahamson's threshold
+is swept around ``tau* = sqrt(m log2 m)``. The approximations (Kopelowitz–Porat hashing, the sampling estimator)
+report their worst relative error, the fraction of shifts outside their bounds and time against eps.
 
 Honest scope: the paper's O(n sqrt m) algorithm saves a sqrt(log m) factor by Word-RAM bit packing, which is not
 implemented (see the module docstring of :mod:`sparsejax.algorithms.hamming`), and a sqrt(log m) factor cannot be
