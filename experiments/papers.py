@@ -50,7 +50,9 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P5', 'Sparse Model Soups: A Recipe for Improved Pruning via Model Averaging',
           'sparsejax/pruning/', 'done', 'claim not reproduced at smoke scale (digits CNN)'),
     Paper('P6', 'Faster Algorithms for Text-to-Pattern Hamming Distances',
-          'sparsejax/algorithms/', 'planned'),
+          'sparsejax/algorithms/', 'partial', 'no official code: baselines only (brute, per-character FFT, '
+          'Abrahamson, early-exit k-bounded, Kopelowitz-Porat hashing, a sampling estimator of ours); the paper\'s '
+          'O(n sqrt m) bit-packed and eps^-0.93 algorithms are not implemented, so its claim is not tested'),
     Paper('P7', 'Progressive Gradient Flow for Robust N:M Sparsity Training in…',
           'sparsejax/structured/', 'done', 'all four recipes (MDGF-Linear/Exp, SDGF-Stepwise/Geometric) plus the '
           'official densify decay; official decay coefficient 2e-4 (per-T option); tiny ViT/LM, 1 seed'),
@@ -119,7 +121,9 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P35', 'Demystifying Local and Global Fairness Trade-offs in Federated Learning…',
           'sparsejax/algorithms/', 'planned'),
     Paper('P36', 'Dynamic Constrained Submodular Optimization with Polylogarithmic Update…',
-          'sparsejax/algorithms/', 'planned'),
+          'sparsejax/algorithms/', 'partial', 'no official code, paper body unavailable: the level/rebuild rules '
+          'are a reconstruction (cost O(k log n / eps), not polylog in k); Lattanzi et al. port and recompute-greedy '
+          'baselines; Sieve-Streaming baseline and the failure instance for Lattanzi et al. missing'),
     Paper('P37', 'Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse…',
           'sparsejax/sae/', 'partial', 'no official code: aux_zipf and the shared threshold inference rule are '
           'reconstructions; synthetic superposition data only, LM residual-stream / loss-recovered part missing'),
