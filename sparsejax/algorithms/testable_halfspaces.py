@@ -18,12 +18,13 @@ below are RECONSTRUCTED from the abstract and the DKTZ20 analysis, not copied fr
   by these practical defaults.
 * Tests, on a fresh half of the sample (sample splitting, so w is independent of it), each a
   statistic normalised to O(1) under the null (:func:`tester_statistics`):
-  ``mean`` sqrt(n)|mean x|; ``cov`` sqrt(n)|E xx^T - I|_op (degree-1/2 moment matching);
-  ``band_mass`` the z-score of P(|<w,x>| <= sigma) against 2 Phi(sigma) - 1; ``band_cov``
-  sqrt(n_band)|P_perp (E[xx^T | band] - I) P_perp|_op (the localised second moments the DKTZ
-  angle argument uses); ``strips`` max over t in ``strip_widths`` of the one-sided z-score of
-  P(|<w,x>| <= t) (anti-concentration: disagreement with w* costs O(angle)); ``gradient`` the
-  label-dependent stationarity test |P_perp grad L_sigma(w)| / sqrt(tr Cov(per-sample grad) / n).
+  ``mean``: ``sqrt(n) norm(mean x)``; ``cov``: ``sqrt(n) norm_op(E xx^T - I)`` (degree-1/2 moment
+  matching); ``band_mass``: the z-score of ``P(abs(<w,x>) <= sigma)`` against ``2 Phi(sigma) - 1``;
+  ``band_cov``: ``sqrt(n_band) norm_op(P_perp (E[xx^T ; band] - I) P_perp)`` (the localised second
+  moments the DKTZ angle argument uses); ``strips``: the max over t in ``strip_widths`` of the one-sided
+  z-score of ``P(abs(<w,x>) <= t)`` (anti-concentration: disagreement with w* costs O(angle));
+  ``gradient``: the label-dependent stationarity test
+  ``norm(P_perp grad L_sigma(w)) / sqrt(tr Cov(per-sample grad) / n)``.
 * Thresholds: the five label-free statistics are calibrated by Monte Carlo on N(0, I_d) samples of
   the test size (rotation invariance makes w = e_1 representative), each at the 1 - delta/5
   quantile (Bonferroni: acceptance >= 1 - delta up to Monte Carlo error). The gradient threshold is a

@@ -64,7 +64,7 @@ def test_accepts_gaussian_massart_and_is_near_optimal(thresholds):
     for seed, (eta_max, kind) in enumerate([(0.0, "constant"), (0.2, "constant"), (0.3, "boundary")]):
         x = rng.standard_normal((N, D))
         y = sample_labels(rng, x, w_star, massart_eta(x @ w_star, eta_max, kind))
-        res = run_tester_learner(jax.random.PRNGKey(seed), x, y, thresholds, steps=1000)
+        res = run_tester_learner(jax.random.PRNGKey(seed), x, y, thresholds, steps=600, restarts=2)
         assert res.accepted, res.failed
         fn = lambda t: massart_eta(t, eta_max, kind)
         assert gaussian_error(res.w, w_star, fn, n_mc=200_000) <= gaussian_error(w_star, w_star, fn, n_mc=200_000) + 0.05
@@ -81,7 +81,8 @@ def test_rejects_non_gaussian_marginals(thresholds):
              "squeezed": g - 0.95 * np.outer((rng.random(N) < 0.3) * (g @ w_star), w_star)}  # mass on the boundary
     for name, x in cases.items():
         eta = massart_eta(x @ w_star, 0.1)
-        res = run_tester_learner(jax.random.PRNGKey(0), x, sample_labels(rng, x, w_star, eta), thresholds, steps=1000)
+        res = run_tester_learner(jax.random.PRNGKey(0), x, sample_labels(rng, x, w_star, eta), thresholds,
+                                 steps=600, restarts=2)
         assert not res.accepted, name
         assert "cov" in res.failed, (name, res.failed)
 
