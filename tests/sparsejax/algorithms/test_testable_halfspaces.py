@@ -72,6 +72,17 @@ def test_accepts_gaussian_massart_and_is_near_optimal(thresholds):
             assert np.arccos(np.clip(res.w @ w_star, -1, 1)) < 0.05  # noiseless: angle to w*
 
 
+def test_adversarial_flips_accepted_and_within_opt_plus_eps(thresholds):
+    w_star = _w_star()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, D))
+    fn = lambda t: adversarial_eta(t, 0.05)
+    res = run_tester_learner(jax.random.PRNGKey(7), x, sample_labels(rng, x, w_star, fn(x @ w_star)), thresholds,
+                             steps=600, restarts=2)
+    assert res.accepted, res.failed
+    assert gaussian_error(res.w, w_star, fn, n_mc=200_000) <= 0.05 + 0.05  # opt = err(w*) = 0.05
+
+
 def test_rejects_non_gaussian_marginals(thresholds):
     w_star = _w_star()
     rng = np.random.default_rng(4)
