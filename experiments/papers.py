@@ -39,7 +39,10 @@ class Paper:
 
 PAPERS: tuple[Paper, ...] = (
     Paper('P1', 'An Efficient Tester-Learner for Halfspaces',
-          'sparsejax/algorithms/', 'planned'),
+          'sparsejax/algorithms/', 'partial',
+          'DKTZ20 PSGD learner + label-aware and moment tests RECONSTRUCTED (no paper body or official code): '
+          'thresholds Monte-Carlo calibrated, gradient threshold a fixed constant; Gaussian target only (no '
+          'strongly log-concave targets, no degree-4+ moment matching); theory constants replaced by practical ones'),
     Paper('P2', 'Fast, Expressive SE(n) Equivariant Networks through Weight-Sharing in…',
           'geometry/ponita/', 'done'),
     Paper('P3', 'GQSA: Group Quantization and Sparsity for Accelerating Large Language…',
@@ -119,7 +122,9 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P34', 'Segmentation of 3D pore space from CT images using curvilinear…',
           'geometry/porous/', 'planned'),
     Paper('P35', 'Demystifying Local and Global Fairness Trade-offs in Federated Learning…',
-          'sparsejax/algorithms/', 'planned'),
+          'sparsejax/algorithms/', 'done',
+          'BROJA PID and AGLFOP solved exactly with cvxpy/Clarabel (official: dit + SLSQP); FedAvg logistic '
+          'regression in JAX instead of the torch MLP; synthetic + sklearn diabetes data instead of ADULT'),
     Paper('P36', 'Dynamic Constrained Submodular Optimization with Polylogarithmic Update…',
           'sparsejax/algorithms/', 'partial', 'no official code, paper body unavailable: the level/rebuild rules '
           'are a reconstruction (cost O(k log n / eps), not polylog in k); Lattanzi et al. port and recompute-greedy '
