@@ -24,13 +24,21 @@ def naive_bound(weights) -> float:
     return float(np.prod([np.linalg.norm(w, 2) for w in ws]))
 
 
-def jacobian_norms(weights, biases, x, activation: str, group_size: int = 2, vs=None):
+def _jacobian_fn(weights, biases, activation, group_size, vs):
+    ws, bs = [jnp.asarray(w) for w in weights], [jnp.asarray(b) for b in biases]
+    vs = None if vs is None else [jnp.asarray(v) for v in vs]
+
+    def f(xi):
+        return apply_network(ws, bs, xi, activation, group_size, vs)
+    jac = jax.jit(jax.vmap(jax.jacfwd(f)))
+    # spectral norms in NumPy: XLA's SVD compiles slowly and these Jacobians are tiny
+    return lambda pts: np.linalg.norm(np.asarray(jac(pts), dtype=np.float64), ord=2, axis=(1, 2))
+
+
+def jacobian_norms(weights, biases, x, activation: str, group_size: int = 2, vs=None) -> np.ndarray:
     """Spectral norms of the input Jacobian at each row of ``x`` (shape ``(n, n_0)``)."""
     x = check_array("x", jnp.asarray(x), ndim=2)
-    def f(xi):
-        return apply_network(weights, biases, xi, activation, group_size, vs)
-    jac = jax.vmap(jax.jacfwd(f))(x)
-    return jnp.linalg.norm(jac, ord=2, axis=(1, 2))
+    return _jacobian_fn(weights, biases, activation, group_size, vs)(x)
 
 
 def sampled_lower_bound(weights, biases, activation: str, key, *, n_samples: int = 4096, scale: float = 2.0,
@@ -43,16 +51,17 @@ def sampled_lower_bound(weights, biases, activation: str, key, *, n_samples: int
     n_keep = check_int("n_keep", n_keep, minimum=1)
     scale = check_number("scale", scale, minimum=0.0, min_inclusive=False)
     n0 = np.asarray(weights[0]).shape[1]
+    norms_of = _jacobian_fn(weights, biases, activation, group_size, vs)
     k0, key = jax.random.split(key)
     x = scale * jax.random.normal(k0, (n_samples, n0))
-    norms = jacobian_norms(weights, biases, x, activation, group_size, vs)
-    best = jnp.argsort(-norms)[:min(n_keep, n_samples)]
-    xb, nb = x[best], norms[best]
+    norms = norms_of(x)
+    best = np.argsort(-norms)[:min(n_keep, n_samples)]
+    xb, nb = np.asarray(x)[best], norms[best]
     for step in range(refine_steps):
         key, kp = jax.random.split(key)
         radius = scale * 0.5 * (1.0 - step / max(refine_steps, 1)) + 1e-3
-        cand = xb + radius * jax.random.normal(kp, xb.shape)
-        nc = jacobian_norms(weights, biases, cand, activation, group_size, vs)
+        cand = xb + radius * np.asarray(jax.random.normal(kp, xb.shape))
+        nc = norms_of(cand)
         better = nc > nb
-        xb, nb = jnp.where(better[:, None], cand, xb), jnp.where(better, nc, nb)
-    return float(jnp.max(nb))
+        xb, nb = np.where(better[:, None], cand, xb), np.where(better, nc, nb)
+    return float(np.max(nb))
