@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsejax.core.validation import check_array, check_int
+from sparsejax.core.validation import check_array, check_int, check_number
 
 __all__ = ["sample_gaussian_mixture", "two_cluster_heterogeneous"]
 
@@ -39,8 +39,11 @@ def two_cluster_heterogeneous(n: int, p: int, separation: float, seed: int = 0, 
     K-means split along ``e_2`` competes with the true split along ``e_1``."""
     n = check_int("n", n, minimum=4)
     p = check_int("p", p, minimum=2)
+    separation = check_number("separation", separation, minimum=0.0)
+    narrow = check_number("narrow", narrow, minimum=0.0, min_inclusive=False)
+    wide = check_number("wide", wide, minimum=0.0, min_inclusive=False)
     mean = np.zeros((2, p))
-    mean[1, 0] = float(separation)
+    mean[1, 0] = separation
     c0 = narrow ** 2 * np.eye(p)
     c1 = c0.copy()
     c1[1, 1] = wide ** 2

@@ -26,9 +26,12 @@ here certifies ``‖f(x) - f(y)‖₂ <= L ‖x - y‖₂`` for the network of :
   two-ReLU rewrite by default (followed by the output swap that turns its ``(min, max)`` into our
   ``(max, min)``); ``rewrite="one_relu"`` uses ``σ(z) = z + 2v relu(-vᵀz)`` (**derived here**, the only
   rewrite for Householder). GroupSort with ``m > 2`` has no such one-layer rewrite and is rejected.
-  Observation (measured, see the experiment): the one-ReLU rewrite encodes the preserved component
-  ``uᵀΔσ = uᵀΔz`` as a linear identity and, with a free ``Q_k`` between layers, is often *tighter* than
-  LipSDP-NSR in the official chain form, whose ``γ`` multiplier only encodes ``(uᵀΔσ)² = (uᵀΔz)²``.
+  Observation (derived here and tested): the one-ReLU rewrite is never looser than LipSDP-NSR in the
+  official chain form. With ``a = vᵀΔz``, ``s = vᵀΔσ = a + 2Δr`` one has ``a² - s² = 4Δr(-a - Δr)``, so the
+  pair QC ``λ(a² - s²) >= 0`` *is* the ReLU QC with ``T = 2λ``, while the rewrite keeps ``uᵀΔσ = uᵀΔz``
+  exactly (the ``γ`` term vanishes); an NSR certificate ``(ρ, Λ_k)`` is therefore a residual certificate with
+  ``Q_k = Λ_k``, and the free ``Q_k`` can only do better. The paper's comparison is against the two-ReLU
+  rewrite, which is looser (it gives ``√2`` for a single MaxMin layer).
 
 Not implemented: the ℓ∞ bounds, residual and implicit (DEQ) networks of the paper.
 Solved with :func:`geometry.sdp.solve` (Clarabel by default; SCS on request).

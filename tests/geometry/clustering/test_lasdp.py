@@ -88,5 +88,9 @@ def test_bad_inputs():
         ila_sdp(np.full((5, 2), np.nan), 2)
     with pytest.raises(ValueError, match="all 2 clusters"):
         ila_sdp(x, 2, init_labels=np.zeros(10, dtype=int))
+    with pytest.raises(ValueError, match="wide"):
+        two_cluster_heterogeneous(10, 2, 1.0, wide=0.0)
+    with pytest.raises(ValueError, match="cost"):
+        la_sdp(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="covs"):
         sample_gaussian_mixture([3, 3], np.zeros((2, 2)), np.stack([np.eye(3)] * 2))

@@ -85,6 +85,17 @@ def test_upper_bounds_are_sound(activation, group_size):
         assert ub * (1 + 1e-4) >= ratio, name
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_one_relu_rewrite_is_never_looser_than_nsr(seed):
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(size=(6, 3)), rng.normal(size=(6, 6)), rng.normal(size=(2, 6))]
+    vs = _random_vs(rng, [6, 6])
+    for act, v in (("maxmin", None), ("householder", vs)):
+        nsr = lipsdp_nsr(ws, act, vs=v)
+        assert lipsdp_residual_relu(ws, act, v, rewrite="one_relu") <= nsr * (1 + 1e-5)
+    assert lipsdp_nsr(ws, "maxmin") <= lipsdp_residual_relu(ws, "maxmin") * (1 + 1e-5)
+
+
 def test_bad_inputs():
     w = [np.eye(4), np.eye(4)]
     with pytest.raises(ValueError, match="multiple of the group size"):
