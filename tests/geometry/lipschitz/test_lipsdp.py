@@ -20,15 +20,19 @@ def _random_vs(rng, widths):
 
 
 def test_activations_pointwise():
-    z = jax.random.normal(jax.random.PRNGKey(0), (50, 8))
-    assert jnp.allclose(maxmin(z), householder(z, jnp.asarray(maxmin_householder_vectors(8))), atol=1e-6)
-    s = groupsort(z, 4).reshape(50, 2, 4)
+    z = jnp.asarray(np.random.default_rng(0).normal(size=(50, 8)), dtype=jnp.float32)
+    v = jnp.asarray(_random_vs(np.random.default_rng(0), [8])[0])
+
+    @jax.jit  # one compile instead of op-by-op dispatch
+    def acts(z):
+        return maxmin(z), householder(z, jnp.asarray(maxmin_householder_vectors(8))), groupsort(z, 4), householder(z, v)
+    mm, hh_mm, gs, hh = acts(z)
+    assert jnp.allclose(mm, hh_mm, atol=1e-6)
+    s = gs.reshape(50, 2, 4)
     assert jnp.all(s[..., :-1] >= s[..., 1:])
     assert jnp.allclose(jnp.sort(s, -1), jnp.sort(z.reshape(50, 2, 4), -1))
     # Householder preserves the norm of every pair and the component orthogonal to v
-    v = jnp.asarray(_random_vs(np.random.default_rng(0), [8])[0])
-    h = householder(z, v).reshape(50, 4, 2)
-    zp = z.reshape(50, 4, 2)
+    h, zp = hh.reshape(50, 4, 2), z.reshape(50, 4, 2)
     assert jnp.allclose(jnp.linalg.norm(h, axis=-1), jnp.linalg.norm(zp, axis=-1), atol=1e-5)
     perp = jnp.stack([-v[:, 1], v[:, 0]], 1)
     assert jnp.allclose(jnp.sum(h * perp, -1), jnp.sum(zp * perp, -1), atol=1e-5)
@@ -75,11 +79,11 @@ def test_upper_bounds_are_sound(activation, group_size):
     assert nsr <= ubs["naive"] + 1e-6
     lower = sampled_lower_bound(ws, bs, activation, jax.random.PRNGKey(0), n_samples=256, refine_steps=5,
                                 group_size=group_size, vs=vs)
-    kx, ky = jax.random.split(jax.random.PRNGKey(1))
-    x = 2 * jax.random.normal(kx, (500, 3))
-    y = x + 0.5 * jax.random.normal(ky, (500, 3))
-    fx, fy = (apply_network(ws, bs, a, activation, group_size, vs) for a in (x, y))
-    ratio = float(jnp.max(jnp.linalg.norm(fx - fy, axis=1) / jnp.linalg.norm(x - y, axis=1)))
+    x = 2 * rng.normal(size=(500, 3))
+    y = x + 0.5 * rng.normal(size=(500, 3))
+    net = jax.jit(lambda a: apply_network(ws, bs, a, activation, group_size, vs))
+    fx, fy = np.asarray(net(x)), np.asarray(net(y))
+    ratio = float(np.max(np.linalg.norm(fx - fy, axis=1) / np.linalg.norm(x - y, axis=1)))
     for name, ub in ubs.items():
         assert ub * (1 + 1e-4) >= lower, name
         assert ub * (1 + 1e-4) >= ratio, name
