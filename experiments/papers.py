@@ -60,7 +60,7 @@ PAPERS: tuple[Paper, ...] = (
           'sparsejax/structured/', 'done', 'all four recipes (MDGF-Linear/Exp, SDGF-Stepwise/Geometric) plus the '
           'official densify decay; official decay coefficient 2e-4 (per-T option); tiny ViT/LM, 1 seed'),
     Paper('P8', 'Likelihood Adjusted Semidefinite Programs for Clustering Heterogeneous…',
-          'geometry/clustering/', 'planned'),
+          'geometry/clustering/', 'partial', 'reconstruction (no code, paper body unread): LA-SDP constraint set, argmax rounding and the covariance re-estimation loop are guesses; 2-cluster synthetic mixtures n=60 only, no adversarial-centroid or high-dimensional study'),
     Paper('P9', 'A Nearly-Optimal Bound for Fast Regression with ell_infty Guarantee',
           'sparsejax/sketch/', 'planned'),
     Paper('P10', 'Improved Analysis of Sparse Linear Regression in Local Differential…',
@@ -153,7 +153,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P46', 'LM-Gaussian: Boost Sparse-view 3D Gaussian Splatting with Large Model…',
           'generative/reconstruction/', 'planned'),
     Paper('P47', 'Novel Quadratic Constraints for Extending LipSDP beyond…',
-          'geometry/lipschitz/', 'planned'),
+          'geometry/lipschitz/', 'partial', 'l2 bounds of MLPs only (MaxMin as in the official code; GroupSort/Householder QCs reconstructed); two-moons nets, not MNIST; no l_inf, residual or implicit models'),
     Paper('P48', 'SliceGPT: Compress Large Language Models by Deleting Rows and Columns',
           'sparsejax/llm/', 'done', 'tiny grammar LM (d=64), PCA/random/no rotation, LoRA recovery fine-tune'),
     Paper('P49', 'Hecate: Unlocking Efficient Sparse Model Training via Fully Sharded…',
