@@ -124,16 +124,20 @@ def irs_mimo_problem(rng, ms_antennas: int = 6, bs_antennas: int = 16, irs_eleme
             "y_physical": y_phys, "phys": (h1, h2, pilot, phi)}
 
 
-def sparse_regression_data(rng, n: int, d: int, k: int, noise_std: float = 0.1):
-    """``x ~ Rademacher^d`` (n x d), ``theta`` k-sparse with unit norm (random signs, equal magnitudes),
-    ``y = x theta + N(0, noise_std^2)``. Returns ``(x, y, theta)``."""
+def sparse_regression_data(rng, n: int, d: int, k: int, noise_std: float = 0.1, theta=None):
+    """``x ~ Rademacher^d`` (n x d, float32), ``theta`` k-sparse with unit norm (random signs, equal
+    magnitudes; or the given ``theta``, e.g. to draw users in chunks), ``y = x theta + N(0, noise_std^2)``.
+    Returns ``(x, y, theta)``."""
     rng = as_rng(rng)
     n, d = check_int("n", n, minimum=1), check_int("d", d, minimum=1)
     k = check_int("k", k, minimum=1, maximum=d)
     check_number("noise_std", noise_std, minimum=0.0)
-    theta = np.zeros(d)
-    theta[rng.choice(d, k, replace=False)] = rng.choice([-1.0, 1.0], k) / np.sqrt(k)
-    x = rng.choice(np.array([-1.0, 1.0], np.float32), (n, d))
+    if theta is None:
+        theta = np.zeros(d)
+        theta[rng.choice(d, k, replace=False)] = rng.choice([-1.0, 1.0], k) / np.sqrt(k)
+    elif np.shape(theta) != (d,):
+        raise ValueError(f"theta must have shape ({d},), got {np.shape(theta)}")
+    x = (2 * rng.integers(0, 2, (n, d), dtype=np.int8) - 1).astype(np.float32)
     y = x @ theta.astype(np.float32) + noise_std * rng.standard_normal(n).astype(np.float32)
     return x, y, theta
 
