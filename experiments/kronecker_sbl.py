@@ -171,7 +171,11 @@ def summarize(results: dict) -> str:
     cl = m["claims"]
     acc = all(v["more_accurate_points"] == v["points"] for v in cl.values())
     fast = all(v["median_speedup"] > 1 for v in cl.values())
+    fast_big = all(v["speedup_largest_size"] > 1 for v in cl.values())
     irs = m["irs"][-1]
+    pts = [p for sw in m["sweeps"].values() for p in sw]
+    fails = {v: sum(x > 1.0 for p in pts for x in p["nmse"][v]["values"]) for v in ("am_krosbl", "svd_krosbl", "classic_sbl")}
+    med = {v: float(np.median([x for p in pts for x in p["nmse"][v]["values"]])) for v in fails}
     return cell(f"N={c['n']}, M={c['m']}, K={c['k']}, SNR {mid['value']:g} dB, {c['trials']} trials",
                 f"NMSE {nm} (zero 1)", f"SRR {sr}",
                 f"more accurate than classic SBL at AM {cl['am_krosbl']['more_accurate_points']}/"
@@ -179,8 +183,13 @@ def summarize(results: dict) -> str:
                 f"{cl['svd_krosbl']['points']} sweep points; median speed-up AM {cl['am_krosbl']['median_speedup']:.1f}x, "
                 f"SVD {cl['svd_krosbl']['median_speedup']:.1f}x (at N^3={m['sizes'][-1]['unknowns']}: "
                 f"{cl['am_krosbl']['speedup_largest_size']:.1f}x, {cl['svd_krosbl']['speedup_largest_size']:.1f}x)",
+                f"median NMSE over all sweep trials AM {med['am_krosbl']:.2g}, SVD {med['svd_krosbl']:.2g}, classic "
+                f"{med['classic_sbl']:.2g}; trials with NMSE > 1: AM {fails['am_krosbl']}, SVD {fails['svd_krosbl']}, "
+                f"classic {fails['classic_sbl']} of {sum(len(p['nmse']['am_krosbl']['values']) for p in pts)} (AM outliers: "
+                f"the official 1e-2 factor pruning can drop a true index, after which the SBL cost rises)",
                 f"IRS-MIMO at {irs['snr']:g} dB channel NMSE AM {irs['nmse']['am_krosbl']['mean']:.3g}, SVD "
                 f"{irs['nmse']['svd_krosbl']['mean']:.3g}" + (f", classic {irs['nmse']['classic_sbl']['mean']:.3g}"
                                                                if "classic_sbl" in irs["nmse"] else " (classic SBL not run)"),
-                f"claim {'held' if acc and fast else 'partly held' if acc or fast else 'did not hold'}"
-                f" (accuracy {'held' if acc else 'not at every point'}, speed {'held' if fast else 'did not hold'})")
+                f"claim {'held' if acc and fast else 'partly held' if acc or fast or fast_big else 'did not hold'}"
+                f" (accuracy {'held at every point' if acc else 'not at every point'}; speed "
+                f"{'held at every size' if fast else 'held at the largest size only' if fast_big else 'did not hold'})")

@@ -33,7 +33,7 @@ def test_kron_posterior_equals_dense(m, n):
     np.testing.assert_allclose(kron_matvec(As, v), h @ v, atol=1e-10)
 
 
-def test_am_cost_is_monotone_and_svd_is_not_needed_to_be():
+def test_am_cost_is_monotone_without_pruning():
     p = kron_sparse_problem(3, n=7, m=(4, 5, 5), k=2, snr_db=15.0)
     costs = []
     kro_sbl(p["y"], p["A"], p["noise_var"], method="am", prune=0.0, max_iter=40,
