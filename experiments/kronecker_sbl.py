@@ -10,7 +10,8 @@ run (:func:`sparsejax.recovery.irs_mimo_problem`, official sizes, pruning ``r = 
 of ``recover_rate.m``; the zero estimator has NMSE 1. Baselines: classic SBL (dense EM), KOMP (official
 rule; levels ``round(2N/3)`` per mode, 10 at the official N = 15, epsilon 1e-2), scikit-learn OMP (stopping at
 residual ``||r||^2 <= M sigma^2``), scikit-learn Lasso (``alpha = sigma sqrt(2 log N^3 / M)`` times the mean
-column norm over sqrt(M)), oracle LS on the true support. Run time is wall-clock of our numpy code (record smoke runs with one BLAS thread: the shared 2-core machine
+column norm over sqrt(M)), oracle LS on the true support. Run time is wall-clock of our numpy code (record
+smoke runs with one BLAS thread: the shared 2-core machine
 makes multi-threaded BLAS timings meaningless). In smoke the IRS run skips classic SBL (288 x 5832).
 """
 from __future__ import annotations

@@ -7,7 +7,8 @@ chunks; only their clean sufficient statistics are kept, and the sum of their Ga
 once (exact in law, :func:`sparsejax.recovery.privatize`). Estimators: NLDP (private covariance and
 cross term, top-k thresholding of ``Sigma_bar^-1 c^``), NLDP with ``n`` public unlabelled covariates (the
 whole budget on the cross term), LDP-IHT (sequentially interactive baseline, ``ceil(log2 n)`` groups;
-n- and eps-sweeps only), non-private Lasso (scikit-learn, ``alpha = 0.1 sqrt(2 log d / m)``, on the first ``m = min(n, chunk)``
+n- and eps-sweeps only), non-private Lasso (scikit-learn, ``alpha = 0.1 sqrt(2 log d / m)``, on the first
+``m = min(n, chunk)``
 users only, to bound memory) and the zero
 estimator (error ``||theta|| = 1``). ``delta`` is fixed (not ``n^-1.1``) so the n-slope is not bent by
 ``log(1/delta)``. Fitted log-log slopes (bootstrap CIs) sit beside the theory: n^-1/2, eps^-1, and in d the

@@ -22,6 +22,9 @@ NLDP estimator (:func:`nldp_estimate`):
 5. with public unlabelled covariates ``Sigma^`` is their (non-private) second moment and the users spend the whole
    ``(eps, delta)`` on ``x~ y~``.
 
+Privacy model: the abstract states the lower bound in the pure eps-NLDP model; the mechanism above is
+(eps, delta) Gaussian [R] (the paper's upper-bound mechanism was not available to us).
+
 The sum of the n users' Gaussian noises is ``N(0, n s^2)``, so :func:`privatize` draws it once ("aggregate",
 exact in distribution); ``per_user=True`` adds every user's noise (tests compare the two).
 
