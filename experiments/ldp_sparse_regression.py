@@ -7,13 +7,13 @@ chunks; only their clean sufficient statistics are kept, and the sum of their Ga
 once (exact in law, :func:`sparsejax.recovery.privatize`). Estimators: NLDP (private covariance and
 cross term, top-k thresholding of ``Sigma_bar^-1 c^``), NLDP with ``n`` public unlabelled covariates (the
 whole budget on the cross term), LDP-IHT (sequentially interactive baseline, ``ceil(log2 n)`` groups;
-n- and eps-sweeps only), non-private Lasso (scikit-learn, ``alpha = 0.1 sqrt(2 log d / m)``, on the first
-``m = min(n, chunk)``
-users only, to bound memory) and the zero
-estimator (error ``||theta|| = 1``). ``delta`` is fixed (not ``n^-1.1``) so the n-slope is not bent by
-``log(1/delta)``. Fitted log-log slopes (bootstrap CIs) sit beside the theory: n^-1/2, eps^-1, and in d the
-NLDP upper bound d^1 (``d sqrt(k) / (sqrt(n) eps)``), the public-data bound d^1/2 and the lower bound
-d^1/2 (``sqrt(d k log d)``); the public-data gain ``err(NLDP) / err(public)`` should grow like d^1/2.
+n- and eps-sweeps, up to ``iht_max_n`` users since it keeps them in memory), non-private Lasso
+(scikit-learn, ``alpha = 0.1 sqrt(2 log d / m)``, on the first ``m = min(n, chunk)`` users only, to bound
+memory) and the zero estimator (error ``||theta|| = 1``). ``delta`` is fixed (not ``n^-1.1``) so the n-slope
+is not bent by ``log(1/delta)``. Record with one BLAS thread (``OMP_NUM_THREADS=1``) on a shared machine.
+Fitted log-log slopes (bootstrap CIs) sit beside the theory: n^-1/2, eps^-1, and in d the NLDP upper bound
+d^1 (``d sqrt(k) / (sqrt(n) eps)``), the public-data bound d^1/2 and the lower bound d^1/2
+(``sqrt(d k log d)``); the public-data gain ``err(NLDP) / err(public)`` should grow like d^1/2.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ _COMMON = {"k": 4, "delta": 1e-6, "tau_x": 1.0, "tau_y": 3.0, "noise_std": 0.1, 
            "iht_lr": 0.5}
 PRESETS = {
     "smoke": {**_COMMON, "seeds": 3, "d": 16, "eps": 8.0, "n": 800_000,
-              "n_grid": [100_000, 200_000, 400_000, 800_000, 1_600_000], "eps_grid": [2.0, 4.0, 8.0, 16.0],
+              "n_grid": [200_000, 400_000, 800_000, 1_600_000, 3_200_000, 6_400_000], "eps_grid": [2.0, 4.0, 8.0, 16.0],
               "d_grid": [8, 16, 32], "n_for_d": 800_000, "eps_for_d": 16.0, "iht_max_n": 1_600_000},
     "full": {**_COMMON, "seeds": 10, "d": 32, "eps": 4.0, "n": 6_400_000,
              "n_grid": [400_000, 800_000, 1_600_000, 3_200_000, 6_400_000, 12_800_000],
@@ -87,7 +87,7 @@ def _sweep(name, values, rng, config, bar, with_iht) -> list:
 
 
 def _mean(rows, sweep, method):
-    vals = sorted({r["value"] for r in rows if r["sweep"] == sweep})
+    vals = sorted({r["value"] for r in rows if r["sweep"] == sweep and method in r})
     return vals, [float(np.mean([r[method] for r in rows if r["sweep"] == sweep and r["value"] == v])) for v in vals]
 
 
@@ -102,17 +102,17 @@ def run(config: dict, ctx) -> dict:
     slopes = {}
     for sweep in ("n", "eps", "d"):
         for method in METHODS:
-            if not all(method in r for r in rows if r["sweep"] == sweep):
+            have = [r for r in rows if r["sweep"] == sweep and method in r]
+            if len({r["value"] for r in have}) < 3:
                 continue
-            xs = [r["value"] for r in rows if r["sweep"] == sweep]
-            ys = [r[method] for r in rows if r["sweep"] == sweep]
+            xs, ys = [r["value"] for r in have], [r[method] for r in have]
             s, lo, hi = loglog_slope(xs, ys, seed=ctx.seed)
             slopes[f"{method}_vs_{sweep}"] = {"slope": s, "ci95": [lo, hi]}
     d_rows = [r for r in rows if r["sweep"] == "d"]
     gain = loglog_slope([r["value"] for r in d_rows], [r["nldp"] / r["nldp_public"] for r in d_rows], seed=ctx.seed)
     slopes["public_gain_vs_d"] = {"slope": gain[0], "ci95": [gain[1], gain[2]]}
     means = {f"{m}_vs_{s}": dict(zip(*[list(map(float, t)) for t in _mean(rows, s, m)]))
-             for s in ("n", "eps", "d") for m in METHODS if all(m in r for r in rows if r["sweep"] == s)}
+             for s in ("n", "eps", "d") for m in METHODS if any(m in r for r in rows if r["sweep"] == s)}
     ctx.log("slopes: " + ", ".join(f"{k} {v['slope']:.2f}" for k, v in slopes.items()))
     ctx.save_figure(plot(rows, config), "ldp_sparse_regression.png")
     theory = {"n": -0.5, "eps": -1.0, "d_upper": 1.0, "d_public": 0.5, "d_lower": 0.5, "public_gain_vs_d": 0.5}
@@ -127,7 +127,7 @@ def plot(rows, config):
                                 ({"upper/lower n^-1/2": -0.5}, {"upper/lower eps^-1": -1.0},
                                  {"NLDP upper d^1": 1.0, "public / lower ~d^1/2": 0.5})):
         for m in METHODS:
-            if all(m in r for r in rows if r["sweep"] == sweep):
+            if any(m in r for r in rows if r["sweep"] == sweep):
                 xs, ys = _mean(rows, sweep, m)
                 ax.loglog(xs, ys, "o-", label=m)
         xs, ys = _mean(rows, sweep, "nldp")
@@ -155,6 +155,8 @@ def summarize(results: dict) -> str:
 
     e_n = m["mean_error"]["nldp_vs_n"]
     top = max(e_n, key=float)
+    iht = m["mean_error"]["ldp_iht_vs_n"]
+    top_iht = max(iht, key=float)
     verdict = [f"n-rate {'held' if inside('nldp_vs_n', -0.5) else 'did not hold'}",
                f"eps-rate {'held' if inside('nldp_vs_eps', -1.0) else 'did not hold'}",
                f"d-rate (<= d^1) {'held' if s['nldp_vs_d']['ci95'][0] <= 1.0 else 'did not hold'}",
@@ -165,5 +167,5 @@ def summarize(results: dict) -> str:
                 f"{f('nldp_vs_d')} (upper 1, lower 0.5); public slope vs d {f('nldp_public_vs_d')} (0.5); "
                 f"public gain vs d {f('public_gain_vs_d')} (0.5); LDP-IHT vs n {f('ldp_iht_vs_n')}",
                 f"at n={float(top):.1e}: NLDP {e_n[top]:.3f}, public {m['mean_error']['nldp_public_vs_n'][top]:.3f}, "
-                f"LDP-IHT {m['mean_error']['ldp_iht_vs_n'][top]:.3f}, Lasso {m['mean_error']['lasso_vs_n'][top]:.4f}, "
-                f"zero 1.0", "; ".join(verdict))
+                f"Lasso {m['mean_error']['lasso_vs_n'][top]:.4f}, zero 1.0; at n={float(top_iht):.1e}: NLDP "
+                f"{e_n[top_iht]:.3f}, LDP-IHT {iht[top_iht]:.3f}", "; ".join(verdict))
