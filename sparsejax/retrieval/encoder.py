@@ -18,8 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sparsejax.nn.transformer import TransformerBlock, encode_tokens
-
-PAD = 0
+from sparsejax.retrieval.corpus import PAD
 
 
 class SparseDocEncoder(nn.Module):
