@@ -72,7 +72,9 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P12', 'S^{2}FT: Efficient, Scalable and Generalizable LLM Fine-tuning by…',
           'sparsejax/llm/', 'done', 'tiny 4-layer LM, grammar A to shifted B, official ratios; memory/FLOPs analytic only'),
     Paper('P13', 'Towards Competitive Search Relevance For Inference-Free Learned Sparse…',
-          'sparsejax/retrieval/', 'planned'),
+          'sparsejax/retrieval/', 'done', 'checked against the authors\' training code (query idf, FLOPS, quadratic '
+          'warm-up, teacher min-max x30); synthetic Zipf-topic corpus, encoders trained from scratch (no MLM '
+          'pre-training), in-batch negatives only; ensemble KD only in the full preset'),
     Paper('P14', 'Sparse Iso-FLOP Transformations for Maximizing Training Efficiency',
           'sparsejax/structured/sparse_ift.py', 'done', 'official layer structure (norm per Parallel branch, '
           'LN+ReLU between U and V, dense stem and head) with LayerNorm for BN; exactly iso-FLOP; digits, 3 seeds'),
@@ -121,7 +123,9 @@ PAPERS: tuple[Paper, ...] = (
           'MATLAB code (updates, init, pruning 1e-2/1e-3, tolerances); IRS-MIMO generator; PC-KroSBL (block '
           'sparsity) and QPSK SER not done; smoke sizes below the official ones'),
     Paper('P32', 'TEDDY: Trimming Edges with Degree-based Discrimination strategY',
-          'sparsejax/graphs/', 'planned'),
+          'sparsejax/graphs/', 'partial', 'score, one-shot masks, l0 projection and KD checked against hyunjin72/TEDDY '
+          '(undirected edge counting); UGS-lite is a reduced reconstruction; DC-CSBM + karate club with GCN only '
+          '(GIN implemented and tested, not in the experiment); no Cora/Citeseer (offline)'),
     Paper('P33', 'Pruning-aware Sparse Regularization for Network Pruning',
           'sparsejax/regularizers/', 'done', 'masked L1 on BN scales checked against netslim/sparse.py; plain BN-CNN '
           'on digits (no ResNet), s far above the paper 5e-4, slimming mask by global fraction not 0.01'),
