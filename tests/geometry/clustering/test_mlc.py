@@ -50,15 +50,16 @@ def test_one_hot_and_block_membership_give_supervised_mcr2():
 
 def test_rate_reduction_nonnegative_and_orthogonally_invariant():
     rng = np.random.default_rng(2)
-    for trial in range(5):
+    reduction = jax.jit(rate_reduction)
+    for trial in range(3):
         z = _unit_rows(jax.random.PRNGKey(10 + trial), 20, 4)
         g = jnp.asarray(_random_doubly_stochastic(rng, 20), jnp.float32)
-        dr = float(rate_reduction(z, g))
+        dr = float(reduction(z, g))
         assert dr >= -1e-5
         q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
-        assert float(rate_reduction(z @ jnp.asarray(q, jnp.float32), g)) == pytest.approx(dr, abs=1e-4)
+        assert float(reduction(z @ jnp.asarray(q, jnp.float32), g)) == pytest.approx(dr, abs=1e-4)
     # zero reduction when all points share one cluster (uniform membership)
-    assert float(rate_reduction(z, jnp.full((20, 20), 1 / 20))) == pytest.approx(0.0, abs=1e-4)
+    assert float(reduction(z, jnp.full((20, 20), 1 / 20))) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_sinkhorn_membership_doubly_stochastic_and_differentiable():
@@ -68,11 +69,14 @@ def test_sinkhorn_membership_doubly_stochastic_and_differentiable():
     np.testing.assert_allclose(g.sum(1), 1.0, atol=1e-3)
     np.testing.assert_allclose(g.sum(0), 1.0, atol=1e-3)
     # the default few iterations: rows exact (last update), columns close, rate reduction >= 0
-    g3 = doubly_stochastic_membership(c)
+    def loss(cc):
+        g = doubly_stochastic_membership(cc)
+        return mlc_loss(cc, g), (g, rate_reduction(cc, g))
+
+    (_, (g3, dr)), grad = jax.value_and_grad(loss, has_aux=True)(c)
     np.testing.assert_allclose(np.asarray(g3).sum(1), 1.0, atol=1e-4)
     np.testing.assert_allclose(np.asarray(g3).sum(0), 1.0, atol=0.1)
-    assert float(rate_reduction(c, g3)) >= 0.0
-    grad = jax.grad(lambda cc: mlc_loss(cc, doubly_stochastic_membership(cc)))(c)
+    assert float(dr) >= 0.0
     assert np.isfinite(np.asarray(grad)).all() and float(jnp.abs(grad).max()) > 0
 
 
@@ -92,7 +96,7 @@ def test_mlc_step_lowers_loss_and_heads_copied():
     tx = optax.adam(1e-2)
     step, state = make_mlc_step(model, tx), tx.init(params)
     losses = []
-    for _ in range(15):
+    for _ in range(8):
         params, state, m = step(params, state, jnp.asarray(x))
         losses.append(float(m["loss"]))
     assert losses[-1] < losses[0]
