@@ -55,7 +55,7 @@ from ott.geometry import geometry
 from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn
 
-from sparsejax.core.validation import check_array, check_int, check_number
+from sparsejax.core.validation import check_array, check_finite_array, check_int, check_number
 
 EPS2 = 0.1
 GAMMA = 0.05
@@ -63,10 +63,11 @@ ETA = 0.175
 SINKHORN_ITERATIONS = 3
 
 
-def _check_features(z) -> None:
-    check_array("z", z, ndim=2, dtype_kind="f")
+def _check_features(z, name: str = "z") -> None:
+    check_array(name, z, ndim=2, dtype_kind="f")
     if z.shape[0] < 1 or z.shape[1] < 1:
-        raise ValueError(f"z must be a non-empty (n, d) array, got shape {tuple(z.shape)}")
+        raise ValueError(f"{name} must be a non-empty (n, d) array, got shape {tuple(z.shape)}")
+    check_finite_array(name, z)
 
 
 def _logdet_psd(m: jax.Array) -> jax.Array:
@@ -94,6 +95,7 @@ def compressed_rate(z: jax.Array, membership: jax.Array, eps2: float = EPS2) -> 
     """
     _check_features(z)
     check_array("membership", membership, ndim=2, dtype_kind="f")
+    check_finite_array("membership", membership)
     if membership.shape[0] != z.shape[0]:
         raise ValueError(f"membership must have {z.shape[0]} rows (one per point of z), got shape "
                          f"{tuple(membership.shape)}")
@@ -124,7 +126,7 @@ def doubly_stochastic_membership(c: jax.Array, eta: float = ETA,
     ``c`` (n, d) are the cluster-head outputs. Rows of ``G`` sum to 1 exactly, columns approximately
     (exactly in the limit of many ``iterations``). Differentiable in ``c``.
     """
-    _check_features(c)
+    _check_features(c, "c")
     check_number("eta", eta, minimum=0.0, min_inclusive=False)
     check_int("iterations", iterations, minimum=1)
     n = c.shape[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from sparsejax.core.validation import check_array, check_number
+from sparsejax.core.validation import check_array, check_finite_array, check_number
 
 MU = 10.0
 LAMBDA = 0.1
@@ -36,6 +36,8 @@ def hoc_loss(feat_new: jax.Array, feat_old: jax.Array, labels: jax.Array, mu: fl
         raise ValueError(f"feat_new {tuple(feat_new.shape)}, feat_old {tuple(feat_old.shape)} and labels "
                          f"{tuple(labels.shape)} must describe the same batch")
     check_number("mu", mu, minimum=0.0, min_inclusive=False)
+    check_finite_array("feat_new", feat_new)
+    check_finite_array("feat_old", feat_old)
     sim = mu * _unit(feat_old) @ _unit(feat_new).T
     positive = -jnp.diagonal(sim)
     other_class = labels[:, None] != labels[None, :]

@@ -46,6 +46,10 @@ def test_hoc_loss_matches_hand_computation():
         total += -mu * no[i] @ nn_[i] + np.log(np.sum(np.exp(terms)))
     got = float(hoc_loss(jnp.asarray(new, jnp.float32), jnp.asarray(old, jnp.float32), jnp.asarray(y), mu))
     assert got == pytest.approx(total / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="feat_old must be finite"):
+        hoc_loss(jnp.asarray(new, jnp.float32), jnp.full((3, 4), jnp.nan), jnp.asarray(y))
+    with pytest.raises(ValueError, match="same batch"):
+        hoc_loss(jnp.ones((3, 4)), jnp.ones((2, 4)), jnp.asarray(y))
     ce = jnp.float32(2.0)
     assert float(hoc_objective(ce, jnp.asarray(new, jnp.float32), jnp.asarray(old, jnp.float32), jnp.asarray(y))) \
         == pytest.approx(0.1 * 2.0 + 0.9 * float(hoc_loss(jnp.asarray(new, jnp.float32), jnp.asarray(old, jnp.float32),
