@@ -133,3 +133,19 @@ def test_bad_inputs_raise():
         union_of_manifolds(5, latent_dim=3, manifold_dim=3)
     with pytest.raises(TypeError, match="n_per_cluster"):
         union_of_subspaces(2.5)
+
+
+@pytest.mark.slow
+def test_manifold_clustering_experiment_tiny_run(tmp_path):
+    from experiments import manifold_clustering
+    from experiments.runner import RunContext
+
+    cfg = {**manifold_clustering.PRESETS["smoke"], "n_per_cluster": 10, "digits_n": 60, "warmup_steps": 2,
+           "steps": 3, "hidden": [16], "z_dim": 4}
+    out = manifold_clustering.run(cfg, RunContext("manifold_clustering", tmp_path, 0, quiet=True))
+    assert [r["dataset"] for r in out["rows"]] == ["manifolds", "digits"]
+    for r in out["rows"]:
+        assert set(r["scores"]) == {"mlc", "kmeans", "spectral_knn", "ssc"}
+        assert all(0.0 < s["acc"] <= 1.0 and 0.0 <= s["nmi"] <= 1.0 for s in r["scores"].values())
+        assert r["trace"][-1]["R"] >= r["trace"][-1]["Rc"] - 1e-4  # rate reduction >= 0 during training
+    assert "MLC most accurate" in manifold_clustering.summarize({"metrics": out, "config": cfg})
