@@ -1,5 +1,6 @@
 """Shortcut partitions in minor-free graphs (P16): cop decompositions, shortcut partitions, their exact
-checks and the test-graph families. Shared graph pieces live in :mod:`geometry.graphs`."""
+checks, the test-graph families and a simplified cluster-centre tree cover / distance oracle. Shared graph pieces live in :mod:`geometry.graphs`."""
+from geometry.metric.cover import CenterCover, center_cover, random_center_cover
 from geometry.metric.cop import CopDecomposition, cop_decomposition
 from geometry.metric.generators import (
     FAMILIES, delaunay_graph, expander, grid_graph, k_tree, make_graph, random_planar_graph,
@@ -9,7 +10,7 @@ from geometry.metric.partition import (
 )
 
 __all__ = [
-    "CopDecomposition", "cop_decomposition", "FAMILIES", "delaunay_graph", "expander", "grid_graph", "k_tree",
+    "CenterCover", "center_cover", "random_center_cover", "CopDecomposition", "cop_decomposition", "FAMILIES", "delaunay_graph", "expander", "grid_graph", "k_tree",
     "make_graph", "random_planar_graph", "hop_ratios", "net_voronoi_partition", "partition_report",
     "segment_skeleton", "shortcut_partition",
 ]

@@ -136,3 +136,29 @@ def test_net_voronoi_baseline_and_errors():
         cop_decomposition(adj, -1.0)
     with pytest.raises(ValueError, match="rho"):
         net_voronoi_partition(adj, 0.0)
+
+
+@pytest.mark.parametrize("family,seed", [("delaunay", 8), ("3-tree", 9), ("expander", 10)])
+def test_center_cover_and_oracle_never_below_and_within_additive_bound(family, seed):
+    from geometry.metric import center_cover, random_center_cover
+    adj, _ = make_graph(family, 100, seed)
+    d = nx.floyd_warshall_numpy(_nx(adj))
+    delta = d.max()
+    labels, _ = shortcut_partition(adj, 0.4, diameter=delta)
+    for cover in (center_cover(adj, labels), random_center_cover(adj, 7, seed=seed)):
+        assert cover.n_trees == cover.labels.max() + 1
+        for t in cover.trees():                       # spanning trees that are subgraphs of G
+            assert t.nnz == 2 * 99 and (t.multiply(adj != 0) != t).nnz == 0
+            assert np.allclose(t.data, np.asarray(adj[t.nonzero()]).ravel())
+        r = cover.dist[cover.labels, np.arange(100)]   # distance of each vertex to its centre
+        bound = d + 2 * np.minimum(r[:, None], r[None, :])
+        td = cover.tree_distances()
+        u, v = np.meshgrid(np.arange(100), np.arange(100), indexing="ij")
+        est = cover.query(u.ravel(), v.ravel()).reshape(100, 100)
+        for x in (td, est):
+            assert (x >= d - 1e-9).all() and (x <= bound + 1e-9).all()
+        assert (td <= est + 1e-9).all()                # the tree path is no longer than the path via the root
+    r = center_cover(adj, labels)
+    assert r.dist[r.labels, np.arange(100)].max() <= 0.4 * delta   # centre within the strong diameter
+    with pytest.raises(ValueError, match="u"):
+        r.query(np.array([100]), np.array([0]))
