@@ -6,16 +6,16 @@ Supernodes are carved one at a time from a *domain* (a connected set of not-yet-
 
 1. ``A`` = the earlier supernodes with an edge into the domain (the "cops" guarding it).
 2. Skeleton ``T``: the union of shortest paths, in G[domain], from a root to the nearest domain vertex
-   adjacent to each supernode of ``A`` (a shortest-path tree with <= |A| leaves). The root is the
+   adjacent to each supernode of ``A`` (a shortest-path tree with <= #A leaves). The root is the
    lowest-index domain vertex adjacent to the earliest supernode of ``A`` (any vertex when ``A`` is empty).
 3. Supernode = the domain vertices within distance ``radius`` of ``T`` in G[domain] (multi-source Dijkstra);
    it is connected, and within ``radius`` of its skeleton inside itself.
 4. Each connected component of the rest of the domain becomes a new domain (depth-first order).
 
 Because every supernode's skeleton reaches all earlier supernodes adjacent to its domain, the supernodes
-adjacent to a domain are pairwise adjacent and connected, so with the domain they form a K_{|A|+1} minor:
-in a K_r-minor-free graph |A| <= r - 2 (<= 3 for planar graphs, <= k for treewidth k). ``max_cops`` records
-the largest |A| so this lemma can be checked on any input.
+adjacent to a domain are pairwise adjacent and connected, so with the domain they form a K_{#A+1} minor:
+in a K_r-minor-free graph #A <= r - 2 (<= 3 for planar graphs, <= k for treewidth k). ``max_cops`` records
+the largest #A so this lemma can be checked on any input.
 
 Deviation: the paper's *buffer* step (growing supernodes so that later domains keep a distance gamma
 from earlier supernodes, used in its low-hop proof) and its constants are not reproduced; the expansion

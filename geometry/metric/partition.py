@@ -72,6 +72,8 @@ def shortcut_partition(adj: sp.csr_matrix, eps: float, *, diameter: float | None
         verts = np.flatnonzero(cop.supernode == s)
         sources = np.flatnonzero(cop.on_skeleton[verts])
         _, owner, _ = multi_source_dijkstra(induced_subgraph(adj, verts), sources)
+        if (owner < 0).any():  # cannot happen: a supernode is the skeleton's neighbourhood inside the domain
+            raise RuntimeError(f"supernode {s} has vertices unreachable from its skeleton")
         labels[verts] = seg[verts[sources[owner]]]
     return np.unique(labels, return_inverse=True)[1].astype(np.int64), cop
 
