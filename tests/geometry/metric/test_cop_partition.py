@@ -162,3 +162,33 @@ def test_center_cover_and_oracle_never_below_and_within_additive_bound(family, s
     assert r.dist[r.labels, np.arange(100)].max() <= 0.4 * delta   # centre within the strong diameter
     with pytest.raises(ValueError, match="u"):
         r.query(np.array([100]), np.array([0]))
+
+
+def test_skeleton_segments_are_subtrees_of_height_below_length():
+    from geometry.metric import segment_skeleton
+    adj, _ = make_graph("random_planar", 150, seed=11)
+    delta = graph_diameter(adj)
+    cop = cop_decomposition(adj, 0.05 * delta)
+    length = 0.07 * delta
+    seg = segment_skeleton(cop, length)
+    skel = np.flatnonzero(cop.on_skeleton)
+    assert (seg[skel] >= 0).all() and (seg[~cop.on_skeleton] == -1).all()
+    for s in np.unique(seg[skel]):
+        members = skel[seg[skel] == s]
+        heads = [v for v in members if cop.skeleton_parent[v] < 0 or seg[cop.skeleton_parent[v]] != s]
+        assert len(heads) == 1                                        # one entry point: a subtree
+        assert (cop.depth[members] - cop.depth[heads[0]] < length).all()
+        assert len(set(cop.supernode[members])) == 1
+    with pytest.raises(ValueError, match="length"):
+        segment_skeleton(cop, 0.0)
+
+
+def test_generator_and_adjacency_errors():
+    with pytest.raises(ValueError, match="side"):
+        grid_graph(1)
+    with pytest.raises(ValueError, match="keep"):
+        random_planar_graph(20, keep=1.5)
+    with pytest.raises(ValueError, match="window"):
+        k_tree(20, 3, window=0)
+    with pytest.raises(ValueError, match="nodes"):
+        as_adjacency(nx.Graph([("a", "b")]))
