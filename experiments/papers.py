@@ -81,7 +81,10 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P15', 'Solving High-Dimensional PDEs with Latent Spectral Models',
           'generative/pde/', 'done'),
     Paper('P16', 'Shortcut Partitions in Minor-Free Graphs: Steiner Point Removal…',
-          'geometry/metric/', 'planned'),
+          'geometry/metric/', 'partial', 'no code: cop-decomposition shortcut partition reconstructed without the '
+          'buffer step (own constants eps*Delta/4); exact strong-diameter, hop-ratio and cop-lemma checks; tree cover '
+          'and oracle only as a single-scale cluster-centre version; multi-scale (1+eps) cover, linear oracle, Steiner '
+          'point removal missing'),
     Paper('P17', 'Discovering Interpretable Directions in the Semantic Latent Space of…',
           'generative/diffusion/', 'done'),
     Paper('P18', 'Random Search as a Baseline for Sparse Neural Network Architecture…',

@@ -1,0 +1,17 @@
+"""Shortcut partitions in minor-free graphs (P16): cop decompositions, shortcut partitions, their exact
+checks, the test-graph families and a simplified cluster-centre tree cover / distance oracle. Shared graph
+pieces live in :mod:`geometry.graphs`."""
+from geometry.metric.cop import CopDecomposition, cop_decomposition
+from geometry.metric.cover import CenterCover, center_cover, random_center_cover
+from geometry.metric.generators import (
+    FAMILIES, delaunay_graph, expander, grid_graph, k_tree, make_graph, random_planar_graph,
+)
+from geometry.metric.partition import (
+    hop_ratios, net_voronoi_partition, partition_report, segment_skeleton, shortcut_partition,
+)
+
+__all__ = [
+    "CenterCover", "center_cover", "random_center_cover", "CopDecomposition", "cop_decomposition", "FAMILIES",
+    "delaunay_graph", "expander", "grid_graph", "k_tree", "make_graph", "random_planar_graph", "hop_ratios",
+    "net_voronoi_partition", "partition_report", "segment_skeleton", "shortcut_partition",
+]

@@ -1,0 +1,16 @@
+"""experiments/shortcut_partitions (P16): a tiny end-to-end run gives every row, the cover arms and a summary."""
+from experiments import shortcut_partitions
+from experiments.runner import RunContext
+
+
+def test_shortcut_partitions_tiny_run(tmp_path):
+    cfg = {"families": ["grid", "expander"], "ns": [16, 36, 64], "eps": [0.5], "seeds": [0], "cover_n": 36}
+    out = shortcut_partitions.run(cfg, RunContext("shortcut_partitions", tmp_path, 0, quiet=True))
+    assert len(out["rows"]) == 6 and (tmp_path / "shortcut_partitions.png").is_file()
+    assert sum("cover" in r for r in out["rows"]) == 2
+    for r in out["rows"]:
+        assert r["shortcut"]["connected"] and r["shortcut"]["strong_diam_ratio"] <= 1 + 1e-9
+        assert r["shortcut"]["hop_ratio_max"] >= 1
+    assert out["summary"]["grid"]["per_eps"]["0.5"]["hop_max_slope"] is not None
+    text = shortcut_partitions.summarize({"metrics": out, "config": cfg})
+    assert "strong diameter <= eps*Delta: yes" in text and "expander" in text and "|" not in text
