@@ -116,9 +116,11 @@ def summarize(results: dict) -> str:
     cs8 = spiky8["countsketch"]["p95"] if "countsketch" in spiky8 else float("nan")
     half = all(s["lo"] <= -0.5 <= s["hi"] for key, s in m["slopes"].items()
                if key.split("/")[1] in ("gaussian", "srht"))
-    parts.append("time-to-sketch slope vs n: " + ", ".join(f"{k} {s['slope']:.2f}" for k, s in m["time_slopes"].items()))
+    parts.append("time-to-sketch slope vs n: "
+                 + ", ".join(f"{k} {s['slope']:.2f}" for k, s in m["time_slopes"].items()))
     parts.append(f"dense slopes' CIs contain -1/2: {'yes' if half else 'no'}; spiky instance at m=8d: CountSketch p95 "
-                 f"{cs8:.2f} vs dense <= {dense8:.2f} ({'sparse worse: held' if cs8 > dense8 else 'not worse: not held'}; "
+                 f"{cs8:.2f} vs dense <= {dense8:.2f} "
+                 f"({'sparse worse: held' if cs8 > dense8 else 'not worse: not held'}; "
                  "at large m CountSketch's median drops below the dense one once spikes stop colliding, its p95 "
                  "stays higher); OSNAP(s=4) behaves like the dense sketches here; the paper's m at eps=0.5 is "
                  f"{m['paper_m_eps_half']} > n, so only the shape is checked")

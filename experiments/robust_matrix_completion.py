@@ -67,7 +67,8 @@ def run(config: dict, ctx) -> dict:
     slopes = {s: dict(zip(("slope", "lo", "hi"), loglog_slope(
         [t["k"] for t in times if t["solver"] == s], [t["seconds"] for t in times if t["solver"] == s],
         seed=ctx.seed))) for s in ("exact", "sketch")}
-    methods = ["exact"] + [f"sketch_tol{t:g}" for t in config["tols"]] + ["sketch_schedule", "soft_impute", "zero_fill_svd"]
+    methods = (["exact"] + [f"sketch_tol{t:g}" for t in config["tols"]]
+               + ["sketch_schedule", "soft_impute", "zero_fill_svd"])
     errors = {f"noise{nz:g}": {mth: [] for mth in methods} for nz in config["noise"]}
     histories = {}
     bar = ctx.progress(total=len(config["noise"]) * config["seeds"], desc="error vs tolerance")
@@ -93,7 +94,8 @@ def run(config: dict, ctx) -> dict:
             U0 = init_factors(obs, mask, config["k"])
             errors[f"noise{nz:g}"]["zero_fill_svd"].append(
                 float(jnp.linalg.norm(M - U0 @ (U0.T @ obs / config["rate"])) / jnp.linalg.norm(M)))
-            ctx.log(f"noise {nz} seed {s}: " + ", ".join(f"{k_} {v[-1]:.2e}" for k_, v in errors[f'noise{nz:g}'].items()))
+            ctx.log(f"noise {nz} seed {s}: "
+                    + ", ".join(f"{k_} {v[-1]:.2e}" for k_, v in errors[f"noise{nz:g}"].items()))
             bar.update()
     bar.close()
     ctx.save_figure(plot(times, histories), "robust_matrix_completion.png")

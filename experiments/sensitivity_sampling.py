@@ -127,7 +127,8 @@ def plot(rows, config):
 def summarize(results: dict) -> str:
     """One README cell: per p, the fitted exponent of m*_sensitivity vs S beside the theory and S·d ones."""
     m, cfg = results["metrics"], results["config"]
-    parts = [f"n={cfg['n']}, {len(cfg['matrices'])} matrices (Gaussian/spiky, d={sorted({s['d'] for s in cfg['matrices']})}), "
+    ds = sorted({s["d"] for s in cfg["matrices"]})
+    parts = [f"n={cfg['n']}, {len(cfg['matrices'])} matrices (Gaussian/spiky, d={ds}), "
              f"eps={cfg['eps']}, m* at the {cfg['quantile']:.0%} quantile of {cfg['seeds']} seeds"]
     for p, f in m["fits"].items():
         rs = [r for r in m["rows"] if str(r["p"]) == p]

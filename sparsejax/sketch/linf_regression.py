@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from sparsejax.core.validation import check_array, check_int, check_key, check_number, check_same_length

@@ -37,7 +37,7 @@ import scipy.sparse
 
 from sparsejax.core.validation import check_array, check_choice, check_int, check_key, check_number
 from sparsejax.sketch.solvers import _irls
-from sparsejax.sketch.transforms import leverage_scores, lewis_weights
+from sparsejax.sketch.transforms import lewis_weights
 
 __all__ = ["lp_sensitivities", "lewis_sensitivity_bound", "sensitivity_sample", "sampled_lp_norm",
            "sample_size_bound", "estimate_distortion"]

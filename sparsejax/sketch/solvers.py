@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from sparsejax.core.validation import (
-    check_array, check_choice, check_int, check_key, check_number, check_same_length,
+    check_array, check_int, check_key, check_number, check_same_length,
 )
-from sparsejax.sketch.transforms import SKETCHES, _next_pow2, _sketch
+from sparsejax.sketch.transforms import _sketch, check_sketch_args
 
 __all__ = ["sketch_and_solve", "preconditioned_lstsq", "lp_regression"]
 
@@ -39,15 +39,11 @@ def _check_problem(A, b):
 def sketch_and_solve(key, A, b, m: int, kind: str = "srht", s: int = 4):
     """argmin_x ‖S A x − S b‖₂ for one sketch S of ``kind`` with ``m`` rows (A: n × d, b: (n,))."""
     _check_problem(A, b)
-    if m < A.shape[1]:
+    if check_int("m", m, minimum=1) < A.shape[1]:
         raise ValueError(f"m must be >= d = {A.shape[1]} for sketch-and-solve, got {m}")
     check_key("key", key)
-    check_choice("kind", kind, SKETCHES)
-    if kind == "srht" and m > _next_pow2(A.shape[0]):
-        raise ValueError(f"m must be <= the padded length {_next_pow2(A.shape[0])} for an SRHT, got {m}")
-    if kind == "osnap" and m % check_int("s", s, minimum=1):
-        raise ValueError(f"m must be a multiple of s for an OSNAP sketch, got m={m}, s={s}")
-    return _sketch_and_solve(key, jnp.asarray(A), jnp.asarray(b), m, kind, s if kind == "osnap" else 1)
+    m, kind, s = check_sketch_args(A.shape[0], m, kind, s)
+    return _sketch_and_solve(key, jnp.asarray(A), jnp.asarray(b), m, kind, s)
 
 
 @partial(jax.jit, static_argnames=("m", "kind", "s"))
@@ -80,8 +76,7 @@ def preconditioned_lstsq(key, A, b, m: int, kind: str = "countsketch", tol: floa
     check_key("key", key)
     _check_problem(A, b)
     m = check_int("m", m, minimum=A.shape[1])
-    if kind not in SKETCHES:
-        raise ValueError(f"kind must be one of {SKETCHES}, got {kind!r}")
+    check_sketch_args(A.shape[0], m, kind, 4 if m % 4 == 0 else 1)
     tol = check_number("tol", tol, minimum=0, min_inclusive=False)
     maxiter = check_int("maxiter", maxiter, minimum=1)
     A, b = jnp.asarray(A), jnp.asarray(b)
@@ -123,8 +118,7 @@ def lp_regression(A, b, p: float, iters: int = 50, eps: float = 1e-8, key=None, 
     if sketched:
         check_key("key", key)
         m = check_int("m", 4 * A.shape[1] if m is None else m, minimum=A.shape[1])
-        if kind not in SKETCHES:
-            raise ValueError(f"kind must be one of {SKETCHES}, got {kind!r}")
+        check_sketch_args(A.shape[0], m, kind, 4 if m % 4 == 0 else 1)
     else:
         key, m = jax.random.PRNGKey(0), A.shape[1]
     return _irls(A, b, jnp.asarray(p, A.dtype), jnp.asarray(eps, A.dtype), jax.random.split(key, iters + 1),

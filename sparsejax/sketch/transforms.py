@@ -83,6 +83,20 @@ def _sketch(key, A, m: int, kind: str, s: int):
     return jax.ops.segment_sum(contrib, buckets.reshape(-1), num_segments=m)
 
 
+def check_sketch_args(n: int, m: int, kind: str, s: int) -> tuple[int, str, int]:
+    """Validate (m, kind, s) for a sketch of n rows; returns them with s = 1 unless kind is "osnap"."""
+    kind = check_choice("kind", kind, SKETCHES)
+    m = check_int("m", m, minimum=1)
+    if kind == "srht" and m > _next_pow2(n):
+        raise ValueError(f"m must be <= the padded length {_next_pow2(n)} for an SRHT, got {m}")
+    if kind != "osnap":
+        return m, kind, 1
+    s = check_int("s", s, minimum=1)
+    if m % s:
+        raise ValueError(f"m must be a multiple of s for an OSNAP sketch, got m={m}, s={s}")
+    return m, kind, s
+
+
 def sketch(key, A, m: int, kind: str = "srht", s: int = 4):
     """``S @ A`` for a random sketch ``S`` (m × n) of the given ``kind`` (see the module docstring).
 
@@ -90,16 +104,7 @@ def sketch(key, A, m: int, kind: str = "srht", s: int = 4):
     """
     check_key("key", key)
     check_array("A", A, ndim=(1, 2))
-    kind = check_choice("kind", kind, SKETCHES)
-    m = check_int("m", m, minimum=1)
-    if kind == "srht" and m > _next_pow2(A.shape[0]):
-        raise ValueError(f"m must be <= the padded length {_next_pow2(A.shape[0])} for an SRHT, got {m}")
-    if kind == "osnap":
-        s = check_int("s", s, minimum=1)
-        if m % s:
-            raise ValueError(f"m must be a multiple of s for an OSNAP sketch, got m={m}, s={s}")
-    else:
-        s = 1
+    m, kind, s = check_sketch_args(A.shape[0], m, kind, s)
     A = jnp.asarray(A)
     if not jnp.issubdtype(A.dtype, jnp.floating):
         A = A.astype(jnp.float32)

@@ -66,9 +66,9 @@ def test_sensitivity_sample_probabilities_and_weights():
 def test_estimate_distortion_is_exact_for_uniform_scaling_and_a_lower_bound():
     p = 3.0
     c = 1.3
-    assert abs(estimate_distortion(jax.random.PRNGKey(0), A, np.full(40, c), p) - (c ** p - 1)) < 1e-3
+    assert abs(estimate_distortion(jax.random.PRNGKey(0), A, np.full(40, c), p, 8, 50) - (c ** p - 1)) < 1e-3
     _, w = sensitivity_sample(jax.random.PRNGKey(2), lp_sensitivities(A, p), 10.0, p)
-    est = estimate_distortion(jax.random.PRNGKey(0), A, w, p)
+    est = estimate_distortion(jax.random.PRNGKey(0), A, w, p, 8, 50)
     X = RNG.normal(size=(3, 500))
     ratio = np.sum((np.asarray(w)[:, None] * np.abs(A @ X)) ** p, 0) / np.sum(np.abs(A @ X) ** p, 0)
     assert est >= np.max(np.abs(ratio - 1)) - 1e-3
