@@ -29,7 +29,7 @@ from sparsejax.timing import time_per_call
 
 PAPERS = ("P26",)
 CLAIM = ("Alternating minimisation whose regressions are solved only approximately (sketch-preconditioned) "
-         "still recovers incoherent low-rank matrices, in Õ(|Ω|k) time instead of Õ(|Ω|k²)")
+         "still recovers incoherent low-rank matrices, in Õ(#Ω·k) time instead of Õ(#Ω·k²)")
 
 PRESETS = {
     "smoke": {"m": 300, "n": 300, "rate": 0.3, "time_ks": [2, 4, 8, 16, 32], "time_repeats": 3, "k": 4,
