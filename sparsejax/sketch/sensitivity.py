@@ -107,7 +107,7 @@ def lp_sensitivities(A, p: float, method: str = "auto", iters: int = 100):
     return np.asarray(_irls_sensitivities(qj, jnp.asarray(p, qj.dtype), iters), np.float64)
 
 
-def lewis_sensitivity_bound(A, p: float, iters: int = 200):
+def lewis_sensitivity_bound(A, p: float, iters: int = 100):
     """Upper bounds on the ℓp sensitivities from Lewis weights: w_i for p ≤ 2, d^{p/2−1}·w_i for p > 2."""
     p = check_number("p", p, minimum=0, min_inclusive=False)
     w = np.asarray(lewis_weights(jnp.asarray(_basis(A), jnp.float32), p, iters), np.float64)

@@ -146,7 +146,7 @@ def _lewis(A, p, iters: int):
     return jnp.exp(logw)
 
 
-def lewis_weights(A, p: float, iters: int = 200):
+def lewis_weights(A, p: float, iters: int = 100):
     """ℓp Lewis weights of ``A`` (n × d, full column rank) by the damped fixed-point iteration
     (module docstring); they sum to d and equal the leverage scores at p = 2."""
     check_array("A", A, ndim=2)

@@ -20,7 +20,7 @@ def test_sketch_and_solve_is_within_one_plus_eps_of_optimum(kind):
         assert np.linalg.norm(A @ x - B) <= 1.25 * OPT, (kind, s)
 
 
-@pytest.mark.parametrize("kind", SKETCHES)
+@pytest.mark.parametrize("kind", ["countsketch", "srht"])
 def test_preconditioned_lstsq_matches_lstsq(kind):
     x = preconditioned_lstsq(jax.random.PRNGKey(1), A.astype(np.float32), B.astype(np.float32), 24, kind, tol=1e-6)
     np.testing.assert_allclose(x, XSTAR, rtol=1e-3, atol=1e-4)

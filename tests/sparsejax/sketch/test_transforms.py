@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 
 from sparsejax.sketch import (
-    SKETCHES, approximate_leverage_scores, fwht, leverage_scores, lewis_weights, sketch,
+    approximate_leverage_scores, fwht, leverage_scores, lewis_weights, sketch,
 )
 
 RNG = np.random.default_rng(0)
@@ -36,7 +36,7 @@ def test_every_sketch_is_a_subspace_embedding_at_its_size(kind, m):
         assert 0.5 <= sv.min() and sv.max() <= 1.5, (kind, s, sv)
 
 
-@pytest.mark.parametrize("kind", SKETCHES)
+@pytest.mark.parametrize("kind", ["srht", "osnap"])   # the kinds with padding / block code paths
 def test_sketch_is_one_linear_map_for_vectors_and_matrices(kind):
     key = jax.random.PRNGKey(3)
     np.testing.assert_allclose(sketch(key, A @ np.ones(5, np.float32), 64, kind), sketch(key, A, 64, kind).sum(1),
