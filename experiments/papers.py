@@ -62,13 +62,15 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P8', 'Likelihood Adjusted Semidefinite Programs for Clustering Heterogeneous…',
           'geometry/clustering/', 'partial', 'reconstruction (no code, paper body unread): LA-SDP constraint set, argmax rounding and the covariance re-estimation loop are guesses; 2-cluster synthetic mixtures n=60 only, no adversarial-centroid or high-dimensional study'),
     Paper('P9', 'A Nearly-Optimal Bound for Fast Regression with ell_infty Guarantee',
-          'sparsejax/sketch/', 'planned'),
+          'sparsejax/sketch/', 'done', 'dense (SRHT/Gaussian) sketch-and-solve at the theorem m (constant 1); '
+          'experiment checks the m^-1/2 shape only (the paper m exceeds n at these sizes); spiky hard instance is ours'),
     Paper('P10', 'Improved Analysis of Sparse Linear Regression in Local Differential…',
           'sparsejax/recovery/', 'partial', 'no official code, paper body unavailable: NLDP estimator (truncation, '
           'Gaussian mechanism at exact sensitivities, eigenvalue-floored closed form, top-k) and LDP-IHT reconstructed; '
           'Rademacher data, fixed delta; SI lower-bound experiment not done'),
     Paper('P11', 'Sharper Bounds for ell_p Sensitivity Sampling',
-          'sparsejax/sketch/', 'planned'),
+          'sparsejax/sketch/', 'done', 'exact sensitivities (HiGHS LP at p=1, IRLS otherwise), Lewis-weight bounds; '
+          'p<2 bound is Chen-Derezinski (paper v2); distortion estimated by multi-start ascent (a lower bound); small n'),
     Paper('P12', 'S^{2}FT: Efficient, Scalable and Generalizable LLM Fine-tuning by…',
           'sparsejax/llm/', 'done', 'tiny 4-layer LM, grammar A to shifted B, official ratios; memory/FLOPs analytic only'),
     Paper('P13', 'Towards Competitive Search Relevance For Inference-Free Learned Sparse…',
@@ -111,7 +113,8 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P25', 'Light Schrödinger Bridge',
           'generative/lightsb/', 'done'),
     Paper('P26', 'Low Rank Matrix Completion via Robust Alternating Minimization in…',
-          'sparsejax/recovery/', 'planned'),
+          'sparsejax/recovery/matrix_completion.py', 'done', 'sketch-preconditioned CG per regression, geometric '
+          'tolerance schedule (our reading); no sample splitting; wall time only (no flop counts); digits case not run'),
     Paper('P27', 'FLoRA: Low-Rank Core Space for N-dimension',
           'sparsejax/llm/', 'done', 'conv/dense/embedding adapters; digits CNN 0-4 to 5-9 and inverted; no adapter dropout'),
     Paper('P28', 'SparseByteNN: A Novel Mobile Inference Acceleration Framework Based on…',

@@ -1,6 +1,6 @@
 """Sparse and structured recovery: LDP sparse regression (P10), Kronecker-structured SBL (P31), robust
-spectral unmixing (P22); shared metrics and synthetic generators. (Matrix completion, P26, lives in
-``matrix_completion.py``, written separately.)"""
+spectral unmixing (P22), robust alternating minimisation for matrix completion (P26); shared metrics and
+synthetic generators."""
 from sparsejax.recovery.generators import (
     as_rng, endmember_spectra, hyperspectral_scene, irs_mimo_problem, kron_all, kron_sparse_problem,
     noise_variance, sparse_regression_data, steering_dictionary,
@@ -12,6 +12,7 @@ from sparsejax.recovery.ldp_regression import (
     closed_form_estimate, covariance_sensitivity, cross_sensitivity, gaussian_sigma, hard_threshold, ldp_iht,
     nldp_estimate, noise_scales, privatize, soft_threshold, user_sums,
 )
+from sparsejax.recovery.matrix_completion import alternating_minimization, soft_impute
 from sparsejax.recovery.metrics import (
     abundance_rmse, match_endmembers, nmse, sad, spectral_angles, support_recovery_rate,
 )
@@ -26,5 +27,5 @@ __all__ = [
     "ldp_iht", "nldp_estimate", "noise_scales", "privatize", "soft_threshold", "user_sums",
     "abundance_rmse", "match_endmembers", "nmse", "sad", "spectral_angles", "support_recovery_rate",
     "fcls", "guidance_map", "objective", "unmix", "vca",
+    "alternating_minimization", "soft_impute",
 ]
-# P26 (matrix completion) is merged here by the lead: from sparsejax.recovery.matrix_completion import ...

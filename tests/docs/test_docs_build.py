@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 API_PAGES = ["core", "structured", "quant", "kernels", "pruning", "train", "data", "nn", "llm", "moe", "sae", "regularizers", "nas",
-             "algorithms", "recovery", "retrieval", "graphs", "clustering", "lipschitz", "compat", "metric",
+             "algorithms", "sketch", "recovery", "retrieval", "graphs", "clustering", "lipschitz", "compat", "metric",
              "ponita", "lie", "spe", "ot", "lightsb", "pde", "diffusion"]
 
 
