@@ -271,7 +271,7 @@ def numerical_rank(x, energy: float = 0.95) -> int:
 
 def subspace_statistics(z, labels, energy: float = 0.95) -> dict:
     """How linear / orthogonal the clusters of ``z`` are: per-cluster numerical rank (``energy``), and the
-    mean and max |cos| of the principal angles between every pair of cluster subspaces (spans of each
+    mean and max ``|cos|`` of the principal angles between every pair of cluster subspaces (spans of each
     cluster's top singular vectors, as many as its rank)."""
     z = np.asarray(z, dtype=np.float64)
     labels = np.asarray(labels)

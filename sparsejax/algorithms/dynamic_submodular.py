@@ -26,7 +26,7 @@ here; the rules below follow the research brief's reading of it and are ours whe
   level is rebuilt so that it is considered (keeps the invariant below);
 * deletion: removed from every pool; if it was a pick of level ``l``, rebuild from ``l``;
 * both count *changes* per level; a level whose changes exceed ``eps |R_l|`` (its size when built) is rebuilt
-  from there (our reading of "rebuild when the changes exceed eps |R_l|").
+  from there (our reading of "rebuild when the changes exceed eps ``|R_l|``").
 
 After every update each run satisfies: ``|G| = k`` or every live element has ``Delta(e | G) < tau``. For the guess
 ``gamma <= OPT < (1 + eps) gamma`` this gives ``f(G) >= min(k tau, OPT - k tau) >= OPT / (2 (1 + eps))``, so the

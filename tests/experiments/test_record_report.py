@@ -101,7 +101,8 @@ def test_report_generates_rows_from_records_and_check_detects_staleness(tmp_path
     assert p4[6] == "Sparse nets match dense ones (P4)<br>N:M decay beats SR-STE (P7) |"
     p7 = rows["P7"].split(" | ")
     assert p7[5] == "no recorded result" and p7[3] == "`other_exp`"
-    assert rows["P1"].split(" | ")[5] == "—"  # planned, no experiment
+    planned = next(p.id for p in papers.PAPERS if p.status == "planned")
+    assert rows[planned].split(" | ")[5] == "—"  # planned, no experiment
     assert runner.report(readme, results_dir, check=True, modules=modules) == 0
 
 
