@@ -41,7 +41,9 @@ project page, see the brief):
 * the skew stretches the domain to ``N_l (1 + d F_d)`` lattice units along the diagonal; with the
   hash this needs no extra storage, so the simplex lattice here has the same parameter count as the
   cubic one (the paper's memory savings come from its CUDA kernel, not reproduced);
-* the vertex search uses ``jnp.argsort`` (the paper's "sort" step) rather than a custom kernel.
+* the paper's sort of the fractional parts is computed as ranks from the d(d-1)/2 pairwise
+  comparisons (equal to a stable descending argsort, tested), which is several times faster than
+  ``jnp.argsort`` on CPU for d <= 7; no custom kernel.
 """
 from __future__ import annotations
 
@@ -152,14 +154,16 @@ def _simplex_vertices(p):
     d = p.shape[-1]
     base = jnp.floor(p)
     f = p - base
-    order = jnp.argsort(-f, axis=-1)                                                   # pi(1..d)
-    f_sorted = jnp.take_along_axis(f, order, axis=-1)
-    steps = (order[..., :, None] == jnp.arange(d)).astype(jnp.int32)                 # e_{pi(k)}, (..., d, d)
-    offsets = jnp.concatenate([jnp.zeros_like(steps[..., :1, :]), jnp.cumsum(steps, axis=-2)], axis=-2)
-    verts = base.astype(jnp.int32)[..., None, :] + offsets
+    axis = jnp.arange(d)
+    # rank[i] = position of axis i when f is sorted in descending order (ties: lower axis first), from the
+    # d(d-1)/2 pairwise comparisons; the same permutation as a stable descending argsort, but cheaper for d <= 7
+    ahead = (f[..., None, :] > f[..., :, None]) | ((f[..., None, :] == f[..., :, None]) & (axis < axis[:, None]))
+    rank = ahead.sum(-1)
+    offsets = (rank[..., None, :] < jnp.arange(d + 1)[:, None]).astype(jnp.int32)     # v_k - v_0, (..., d+1, d)
+    f_sorted = jnp.einsum("...i,...ik->...k", f, (rank[..., :, None] == axis).astype(f.dtype))
     weights = jnp.concatenate([1.0 - f_sorted[..., :1], f_sorted[..., :-1] - f_sorted[..., 1:], f_sorted[..., -1:]],
                               axis=-1)
-    return verts, weights
+    return base.astype(jnp.int32)[..., None, :] + offsets, weights
 
 
 def vertices_touched(dim: int, lattice: str) -> int:
@@ -200,10 +204,12 @@ def encode(tables, x, resolutions, lattice: str = "simplex") -> jnp.ndarray:
     tables = check_array("tables", jnp.asarray(tables), ndim=3, dtype_kind="f")
     x = check_array("x", jnp.asarray(x), ndim=2, dtype_kind="f")
     _check_dim("x.shape[1]", x.shape[1])
-    resolutions = jnp.asarray(resolutions, dtype=x.dtype)
-    check_array("resolutions", resolutions, shape=(tables.shape[0],))
-    if not is_traced(resolutions) and not bool(jnp.all(resolutions > 0)):
-        raise ValueError(f"resolutions must be > 0, got {np.asarray(resolutions).tolist()}")
+    if not is_traced(resolutions):                                   # concrete: check values on the host
+        resolutions = np.asarray(resolutions, dtype=np.float64)
+        check_array("resolutions", resolutions, shape=(tables.shape[0],))
+        if not (resolutions > 0).all():
+            raise ValueError(f"resolutions must be > 0, got {resolutions.tolist()}")
+    resolutions = check_array("resolutions", jnp.asarray(resolutions, dtype=x.dtype), shape=(tables.shape[0],))
     return _encode(tables, x, resolutions, lattice)
 
 

@@ -60,6 +60,9 @@ def test_simplex_weights_are_barycentric_and_reproduce_affine_functions(d):
     steps = np.diff(verts, axis=1)
     assert ((steps == 0) | (steps == 1)).all() and (steps.sum(-1) == 1).all()
     np.testing.assert_array_equal(verts[:, 0], np.floor(p))
+    # the path follows the descending sort of the fractional parts (stable argsort as the reference)
+    order = np.argsort(-(p - np.floor(p)), axis=-1, kind="stable")
+    np.testing.assert_array_equal(steps.argmax(-1), order)
 
 
 @pytest.mark.parametrize("d", [2, 5])
