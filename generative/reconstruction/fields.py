@@ -35,6 +35,8 @@ Defaults: ``L = 8`` levels, ``F = 2`` features, ``T = 2**16`` rows, ``N_min = 16
 Deviations / reconstructions (no official P40 code exists; the formulas come from an author's
 project page, see the brief):
 
+* the skew factor ``F_d`` is simplex noise's, which the paper's abstract says its transformation
+  resembles; the project page prints an extra ``1/d`` factor, read here as a typo;
 * every level is hashed, also the coarse levels whose dense grid would fit into ``T`` (Instant-NGP
   indexes those densely, 1:1); this keeps both lattices on exactly the same code path;
 * positions are scaled as ``N_l x`` without Instant-NGP's ``+ 0.5`` offset and ``N_l - 1`` scale;
