@@ -155,7 +155,9 @@ PAPERS: tuple[Paper, ...] = (
           'linear shrink per period); CRIC condensed (loss probes on fixed batches) and it collapsed the MLP in smoke; '
           'group-lasso baseline is a local prox'),
     Paper('P40', 'Efficient Encoding of Graphics Primitives with Simplex-based Structures',
-          'generative/reconstruction/', 'planned'),
+          'generative/reconstruction/', 'partial',
+          'hash/simplex encodings d=2..7 in JAX; CPU timings only (no CUDA kernel); volume rendering timed on an '
+          'untrained field (no NeRF fit); 128^2 camera image instead of gigapixel'),
     Paper('P41', 'The Emergence of Essential Sparsity in Large Pre-trained Models: The…',
           'sparsejax/pruning/', 'done', 'ViT/LM from the zoo at smoke scale; claims partly held'),
     Paper('P42', 'Stationary Representations: Optimally Approximating Compatibility and…',
