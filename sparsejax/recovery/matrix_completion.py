@@ -2,6 +2,7 @@
 Rank Matrix Completion via Robust Alternating Minimization in Nearly Linear Time", ICLR 2024).
 
 Frame (Jain, Netrapalli & Sanghavi 2013, AltMinComplete): observe M (m × n) on Ω, rate ρ.
+
 1. U⁰ = top-k left singular vectors of P_Ω(M)/ρ; rows with ‖U_i‖ > 2μ√(k/m) are zeroed
    (trimming), then U⁰ is re-orthonormalised by QR.
 2. For t = 1..T: V_j = argmin_v ‖U_{Ω_j} v − M_{Ω_j, j}‖₂ for every column j; then

@@ -15,6 +15,7 @@ achieve this at that m (the paper's lower bound). :func:`linf_error_ratio` retur
 error η = ‖x′ − x*‖∞·√d/(‖r‖₂‖A†‖), so the guarantee reads η ≤ ε.
 
 Defaults and deviations:
+
 * the theorem has no explicit constant; :func:`linf_sketch_size` uses constant 1 and natural logs.
   At small n this m exceeds n, so the experiment sweeps m and checks the 1/√m shape instead;
 * the dense sketch is the SRHT of :mod:`sparsejax.sketch.transforms` by default (rows sampled

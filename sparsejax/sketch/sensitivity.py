@@ -2,7 +2,7 @@
 Sensitivity Sampling", ICML 2023).
 
 Definitions: the ℓp sensitivity of row i of A (n × d) is
-s_i = sup_x |a_iᵀx|ᵖ / ‖Ax‖ₚᵖ = 1 / min{‖Ax‖ₚᵖ : a_iᵀx = 1}, the total sensitivity S = Σ s_i.
+s_i = sup_x abs(a_iᵀx)ᵖ / ‖Ax‖ₚᵖ = 1 / min{‖Ax‖ₚᵖ : a_iᵀx = 1}, the total sensitivity S = Σ s_i.
 For p = 2 they are the leverage scores (S = d); S ≤ d for p ≤ 2 and S ≤ d^{p/2} for p > 2.
 
 Sampling (:func:`sensitivity_sample`): keep row i independently with probability
@@ -134,7 +134,7 @@ def sensitivity_sample(key, scores, m: float, p: float, n_draws: int | None = No
 
 
 def sampled_lp_norm(A, x, weights, p: float):
-    """‖SAx‖ₚᵖ = Σ_i weights_i^p |a_iᵀx|^p for S = diag(weights); ``weights`` (n,) or (B, n) gives (B,)."""
+    """‖SAx‖ₚᵖ = Σ_i weights_i^p abs(a_iᵀx)^p for S = diag(weights); ``weights`` (n,) or (B, n) gives (B,)."""
     return jnp.sum((jnp.asarray(weights) * jnp.abs(jnp.asarray(A) @ jnp.asarray(x))) ** p, axis=-1)
 
 
@@ -174,7 +174,7 @@ def _distortion(key, A, weights, p, n_starts: int, steps: int):
 
 
 def estimate_distortion(key, A, weights, p: float, n_starts: int = 16, steps: int = 100):
-    """A lower estimate of sup_x |‖SAx‖ₚᵖ/‖Ax‖ₚᵖ − 1| (S = diag(weights)) by multi-start Adam ascent
+    """A lower estimate of sup_x abs(‖SAx‖ₚᵖ/‖Ax‖ₚᵖ − 1) (S = diag(weights)) by multi-start Adam ascent
     on ± the log ratio, on an orthonormal basis of range(A). ``weights``: (n,) for one sample (returns a
     float) or (B, n) for B samples at once (returns a NumPy array of B distortions)."""
     check_key("key", key)
