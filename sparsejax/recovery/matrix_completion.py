@@ -9,9 +9,9 @@ Frame (Jain, Netrapalli & Sanghavi 2013, AltMinComplete): observe M (m × n) on 
    U_i = argmin_u ‖V_{Ω_i} u − M_{i, Ω_i}‖₂ for every row i. The returned estimate is U Vᵀ.
 3. Robust part (P26): each regression is solved only approximately, by the sketch-preconditioned
    CG of :func:`sparsejax.sketch.solvers.preconditioned_lstsq` (CountSketch of ``sketch_factor``·k
-   rows, QR, CG on the preconditioned normal equations), costing Õ(|Ω_j| k + k³) instead of
-   the exact normal equations' |Ω_j| k² + k³. Guarantee (paper): for incoherent M and
-   |Ω| = Õ(κ²μ²nk^{4.5} log(1/ε)), ‖M − UVᵀ‖_F ≤ ε in Õ(|Ω| k) total time.
+   rows, QR, CG on the preconditioned normal equations), costing Õ(#Ω_j k + k³) instead of
+   the exact normal equations' #Ω_j k² + k³. Guarantee (paper): for incoherent M and
+   #Ω = Õ(κ²μ²nk^{4.5} log(1/ε)), ‖M − UVᵀ‖_F ≤ ε in Õ(#Ω k) total time.
 
 Tolerance schedule: the analysis lets iteration t solve to a relative accuracy that shrinks with
 the (geometrically shrinking) error; we use δ_t = max(tol_final, tol0·decay^t) (our reading of the

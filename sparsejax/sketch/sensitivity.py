@@ -21,7 +21,7 @@ IRLS slightly under-estimates s_i). Both run on an orthonormal basis Q of range(
 sensitivities unchanged (they are invariant under A → AR). Approximate sensitivities
 (:func:`lewis_sensitivity_bound`): the upper bounds s_i ≤ w_i (p ≤ 2) and s_i ≤ d^{p/2−1} w_i
 (p > 2) from the ℓp Lewis weights w. :func:`estimate_distortion` estimates
-sup_x |‖SAx‖ₚᵖ/‖Ax‖ₚᵖ − 1| by multi-start Adam ascent on ± the log ratio (a lower bound on the
+sup_x abs(‖SAx‖ₚᵖ/‖Ax‖ₚᵖ − 1) by multi-start Adam ascent on ± the log ratio (a lower bound on the
 true supremum, which is non-convex; our choice of estimator).
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@
 * :func:`lp_regression`: min_x ‖Ax − b‖_p by iteratively reweighted least squares. For p ≥ 2 the
   step is the damped Newton step x + (x_IRLS − x)/(p − 1) (the IRLS step of the p-th power is a
   Newton step with this factor; no line search, so convergence is not guaranteed: tests compare
-  with scipy.optimize); for p < 2 the weights are |r|^{p−2} with |r| floored at ``eps``
+  with scipy.optimize); for p < 2 the weights are abs(r)^{p−2} with abs(r) floored at ``eps``
   (a smoothing; plain IRLS is non-smooth at p = 1). The weighted least-squares solves use QR
   unless ``key`` is given, in which case they use :func:`preconditioned_lstsq` (sketched IRLS).
   Computations run in the input dtype; pass float64 (with jax x64 enabled) when the accuracy matters.

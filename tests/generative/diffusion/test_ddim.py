@@ -49,6 +49,7 @@ def test_ddim_invert_then_sample_reconstructs():
     np.testing.assert_allclose(ddim_sample(eps_fn, SCHED, x_T, 10).x0, x_star, atol=1e-4)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_ddim_deterministic_with_fixed_noise(tiny):
     x_T = jax.random.normal(jax.random.PRNGKey(4), (2, 8, 8, 1))
     a = ddim_sample(tiny, SCHED, x_T, 5)

@@ -153,6 +153,7 @@ def test_sparsify_by_mass_keeps_fewest_entries_holding_the_mass_and_warm_start_a
     assert int(np.sum(np.asarray(capped.values) > 0)) == need - 2
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_sns_beats_sinkhorn_iterations_at_small_eps_and_matches_ott_costs():
     """The paper's core claim on a small problem: converged, and far fewer iterations than Sinkhorn."""
     from generative.ot import compare_with_sinkhorn

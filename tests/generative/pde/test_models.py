@@ -94,6 +94,7 @@ def test_relative_l2_values_and_errors():
         relative_l2(p, t[:1])
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_lsm_loss_decreases_on_tiny_problem():
     """Learn the smoothing map x -> moving average of x on 1-D grids."""
     x = jax.random.normal(KEY, (8, 16, 1))

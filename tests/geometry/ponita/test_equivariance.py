@@ -54,6 +54,7 @@ def test_exactly_equivariant_baseline_measures_zero_and_missing_outputs_are_none
     assert err["scalar"] is None and err["vector"] > 0
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_2d_model_exact_on_grid_rotations_and_approximate_elsewhere():
     """R^2 x S^1 with O = 6: exact for rotations by multiples of 60 degrees (the grid maps onto
     itself), a bounded error at a generic angle, reduced by grid averaging."""

@@ -152,6 +152,7 @@ def test_lennard_jones_energy_closed_form_and_digit_clouds():
         digits_point_clouds(np.zeros((2, 7, 7)))
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_calibrate_preserves_feature_scale_and_equivariance():
     pos = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 3))
     mask = jnp.ones((2, 6), bool)

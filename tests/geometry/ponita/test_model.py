@@ -82,6 +82,7 @@ def test_translation_permutation_and_batching():
     assert float(jnp.abs(s_b[0, 5:]).max()) == 0.0  # padded nodes output zeros
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_forces_equal_finite_differences_of_energy():
     with enable_x64():
         model = Ponita(hidden_dim=8, num_layers=2, out_scalars=1, num_ori=6, grid_method="fibonacci",
