@@ -212,6 +212,7 @@ def test_fit_trains_exactly_steps():
     assert not np.allclose(a.r, c.r)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_mixture_benchmark_plan_moments_match_its_sampler():
     bench = lightsb.gaussian_mixture_benchmark(0, 3, 1.0)
     x = jnp.array([[0.5, -1.0, 0.2], [2.0, 0.0, -1.0]])

@@ -116,6 +116,7 @@ def test_burgers_dataset_conserves_mean_and_dissipates_energy():
     assert np.all(np.sum(d["u1"] ** 2, 1) < np.sum(d["u0"] ** 2, 1))
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_datasets_reproducible_and_prefix_consistent():
     key = jax.random.PRNGKey(7)
     small = burgers_dataset(key, 2, 16, dt=0.05)["u1"]

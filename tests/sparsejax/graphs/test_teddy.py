@@ -92,6 +92,7 @@ def test_propagation_forms_agree_and_kd_is_kl():
         np.sum(pt * np.log(pt / ps)) / 6, rel=1e-4)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_trainer_batches_models_and_respects_masks():
     data = karate_club(0)
     model = GCN(8, data.n_classes)
