@@ -60,12 +60,12 @@ PAPERS: tuple[Paper, ...] = (
           'sparsejax/structured/', 'done', 'all four recipes (MDGF-Linear/Exp, SDGF-Stepwise/Geometric) plus the '
           'official densify decay; official decay coefficient 2e-4 (per-T option); tiny ViT/LM, 1 seed'),
     Paper('P8', 'Likelihood Adjusted Semidefinite Programs for Clustering Heterogeneous…',
-          'geometry/clustering/', 'partial', 'reconstruction (no code, paper body unread): LA-SDP constraint set, argmax rounding and the covariance re-estimation loop are guesses; 2-cluster synthetic mixtures n=60 only, no adversarial-centroid or high-dimensional study'),
+          'geometry/clustering/', 'done', 'reconstruction (no code, paper body unread): LA-SDP constraint set, argmax rounding and the covariance re-estimation loop are guesses; 2-cluster synthetic mixtures n=60 only, no adversarial-centroid or high-dimensional study'),
     Paper('P9', 'A Nearly-Optimal Bound for Fast Regression with ell_infty Guarantee',
           'sparsejax/sketch/', 'done', 'dense (SRHT/Gaussian) sketch-and-solve at the theorem m (constant 1); '
           'experiment checks the m^-1/2 shape only (the paper m exceeds n at these sizes); spiky hard instance is ours'),
     Paper('P10', 'Improved Analysis of Sparse Linear Regression in Local Differential…',
-          'sparsejax/recovery/', 'partial', 'no official code, paper body unavailable: NLDP estimator (truncation, '
+          'sparsejax/recovery/', 'done', 'no official code, paper body unavailable: NLDP estimator (truncation, '
           'Gaussian mechanism at exact sensitivities, eigenvalue-floored closed form, top-k) and LDP-IHT reconstructed; '
           'Rademacher data, fixed delta; SI lower-bound experiment not done'),
     Paper('P11', 'Sharper Bounds for ell_p Sensitivity Sampling',
@@ -95,11 +95,11 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P19', 'Lie Group Decompositions for Equivariant Neural Networks',
           'geometry/lie/', 'done'),
     Paper('P20', 'Unsupervised Manifold Linearizing and Clustering',
-          'geometry/clustering/', 'partial', 'MLC loss + ott-jax Sinkhorn membership with the follow-up CPP code defaults (official MLC code unreadable); warm-up self-supervised init reconstructed; MLP on synthetic manifolds + digits, no CIFAR/ResNet; smoke (3 seeds): accuracy claim not held (SSC wins on the synthetic manifolds, MLC ties K-means/spectral on digits), cluster subspaces become near-orthogonal'),
+          'geometry/clustering/', 'done', 'MLC loss + ott-jax Sinkhorn membership with the follow-up CPP code defaults (official MLC code unreadable); warm-up self-supervised init reconstructed; MLP on synthetic manifolds + digits, no CIFAR/ResNet; smoke (3 seeds): accuracy claim not held (SSC wins on the synthetic manifolds, MLC ties K-means/spectral on digits), cluster subspaces become near-orthogonal'),
     Paper('P21', 'How to Capture Higher-order Correlations? Generalizing Matrix Softmax…',
           'sparsejax/llm/', 'done', 'exact + Taylor/Khatri-Rao fast version (Taylor, not the paper polynomial); time slopes held; Match3 did not learn at smoke budget'),
     Paper('P22', 'Effective Spectral Unmixing via Robust Representation and…',
-          'sparsejax/recovery/', 'partial', 'no official code, paper body unavailable: l2,1 loss + per-pixel l_p '
+          'sparsejax/recovery/', 'done', 'no official code, paper body unavailable: l2,1 loss + per-pixel l_p '
           'MM multiplicative updates reconstructed; guidance-map step is ours (entropy-based, smoothed), so the '
           'objective is monotone only between map updates; synthetic scenes only (no real-scene loader)'),
     Paper('P23', 'DASS: Differentiable Architecture Search for Sparse neural networks',
@@ -161,7 +161,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P41', 'The Emergence of Essential Sparsity in Large Pre-trained Models: The…',
           'sparsejax/pruning/', 'done', 'ViT/LM from the zoo at smoke scale; claims partly held'),
     Paper('P42', 'Stationary Representations: Optimally Approximating Compatibility and…',
-          'geometry/compat/', 'partial', 'd-simplex, HOC loss, AC/AM/Def.1 as in miccunifi/iamcl2r; class-incremental digits with one replacement by a wider model (MLP, Adam), not CIFAR-100/ResNet-18; smoke: simplex arms stay searchable across the replacement (ER collapses), but the strict ECC mostly fails (AC <= 0.33)'),
+          'geometry/compat/', 'done', 'd-simplex, HOC loss, AC/AM/Def.1 as in miccunifi/iamcl2r; class-incremental digits with one replacement by a wider model (MLP, Adam), not CIFAR-100/ResNet-18; smoke: simplex arms stay searchable across the replacement (ER collapses), but the strict ECC mostly fails (AC <= 0.33)'),
     Paper('P43', 'Iterative Soft Shrinkage Learning for Efficient Image Super-Resolution',
           'sparsejax/pruning/', 'done', 'EDSR-lite on sklearn sample images at smoke scale; claim not reproduced'),
     Paper('P44', 'Efficient LLM Training and Serving with Heterogeneous Context Sharding…',
@@ -171,7 +171,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P46', 'LM-Gaussian: Boost Sparse-view 3D Gaussian Splatting with Large Model…',
           'generative/reconstruction/', 'planned'),
     Paper('P47', 'Novel Quadratic Constraints for Extending LipSDP beyond…',
-          'geometry/lipschitz/', 'partial', 'l2 bounds of MLPs only (MaxMin as in the official code; GroupSort/Householder QCs reconstructed); two-moons nets, not MNIST; no l_inf, residual or implicit models'),
+          'geometry/lipschitz/', 'done', 'l2 bounds of MLPs only (MaxMin as in the official code; GroupSort/Householder QCs reconstructed); two-moons nets, not MNIST; no l_inf, residual or implicit models'),
     Paper('P48', 'SliceGPT: Compress Large Language Models by Deleting Rows and Columns',
           'sparsejax/llm/', 'done', 'tiny grammar LM (d=64), PCA/random/no rotation, LoRA recovery fine-tune'),
     Paper('P49', 'Hecate: Unlocking Efficient Sparse Model Training via Fully Sharded…',
