@@ -15,7 +15,11 @@ tokens) and the training-time dead fraction (no firing in the last ``dead_steps`
 ground-truth recovery (mean over true directions of the max cosine with a decoder column).
 Trivial baselines: the mean predictor (NMSE 1 by definition, measured on the eval set with the
 training mean) and a random unit dictionary of the same size for recovery.
-Not done: the paper's LM setting (residual-stream activations, loss recovered when spliced in).
+LM setting (``lm`` in the preset; :mod:`sparsejax.sae.lm`): a 2-layer decoder LM (:mod:`sparsejax.llm`) is
+pre-trained on grammar A and every SAE (no aux loss, each k) is trained on its residual stream after block
+``layer``; reported are the held-out NMSE (shared inference rule) and the loss recovered when the SAE's
+reconstruction replaces the stream, ``(L_mean-ablated - L_spliced) / (L_mean-ablated - L_clean)``.
+Deviation: the paper's LM is GPT-2 small; here a 2-layer d=32 LM on a synthetic grammar.
 """
 from __future__ import annotations
 
@@ -26,10 +30,13 @@ import numpy as np
 import optax
 
 from experiments._stats import cell, fmt_mean_std, is_finite
+from sparsejax.data.grammar import VOCAB
+from sparsejax.llm.train import grammar_windows, pretrain_lm
 from sparsejax.sae import (
     allocate, decode, encode_inference, init_sae, init_state, make_sae_step, mean_max_cosine, nmse,
     calibrate_threshold, pre_activations, random_directions, sample_superposition,
 )
+from sparsejax.sae.lm import loss_recovered, next_token_loss, residual_stream
 
 PAPERS = ("P37",)
 CLAIM = ("Feature Choice and Mutual Choice SAEs have fewer (FC: zero) dead features and better reconstruction "
@@ -39,9 +46,15 @@ _COMMON = {"alpha": 1.0, "lr": 3e-3, "aux_coef": 1 / 32, "dead_steps": 50, "ema"
            "methods": ["topk", "feature_choice", "mutual_choice"], "aux": ["none", "aux_k", "aux_zipf"]}
 PRESETS = {
     "smoke": {**_COMMON, "d": 32, "n_true": 64, "n_features": 256, "mean_active": 6.0, "ks": [4, 8, 16],
-              "batch": 256, "steps": 300, "train_tokens": 16384, "eval_tokens": 4096, "seeds": [0]},
+              "batch": 256, "steps": 300, "train_tokens": 16384, "eval_tokens": 4096, "seeds": [0],
+              "lm": {"sentences": 2000, "eval_sentences": 300, "seq_len": 32, "steps": 600, "batch": 32, "lr": 3e-3,
+                     "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "max_len": 32}, "layer": 1,
+                     "n_features": 256, "sae_steps": 300}},
     "full": {**_COMMON, "d": 64, "n_true": 512, "n_features": 512, "mean_active": 8.0, "ks": [4, 8, 16],
-             "batch": 1024, "steps": 3000, "train_tokens": 262144, "eval_tokens": 10240, "seeds": [0, 1, 2]},
+             "batch": 1024, "steps": 3000, "train_tokens": 262144, "eval_tokens": 10240, "seeds": [0, 1, 2],
+             "lm": {"sentences": 20000, "eval_sentences": 1000, "seq_len": 32, "steps": 3000, "batch": 64, "lr": 2e-3,
+                    "model": {"d_model": 64, "n_layers": 4, "n_heads": 4, "max_len": 32}, "layer": 2,
+                    "n_features": 1024, "sae_steps": 2000}},
 }
 
 
@@ -64,7 +77,8 @@ def train_sae(x_pool, config: dict, method: str, aux: str, k: int, key):
 
 
 def evaluate_sae(state, x_pool, x_eval, dirs, method: str, k: int, batch: int, dead_steps: int) -> dict:
-    """Held-out metrics of one trained SAE (shared inference rule and the method's own batch rule).
+    """Held-out metrics of one trained SAE (shared inference rule and the method's own batch rule);
+    ``dirs`` (the true features, for recovery) may be ``None``.
 
     The inference threshold is calibrated on the training pool to the method's mean training L0
     (its own allocation on training batches of size ``batch``).
@@ -74,7 +88,8 @@ def evaluate_sae(state, x_pool, x_eval, dirs, method: str, k: int, batch: int, d
     train_l0 = float(jax.vmap(lambda b: (allocate(pre_activations(params, b), method, k)
                                          & (pre_activations(params, b) > 0)).sum(1).mean())(
         x_pool[:n_pool].reshape(-1, batch, x_pool.shape[1])).mean())
-    z = encode_inference(params, x_eval, calibrate_threshold(params, x_pool, train_l0))
+    threshold = calibrate_threshold(params, x_pool, train_l0)
+    z = encode_inference(params, x_eval, threshold)
     n = (x_eval.shape[0] // batch) * batch
     xb = x_eval[:n].reshape(-1, batch, x_eval.shape[1])
     own = jax.vmap(lambda b: decode(params, jax.nn.relu(pre_activations(params, b))
@@ -84,7 +99,8 @@ def evaluate_sae(state, x_pool, x_eval, dirs, method: str, k: int, batch: int, d
             "l0": float((z > 0).sum(1).mean()),
             "dead_fraction": float((~(z > 0).any(0)).mean()),
             "train_dead_fraction": float((state.steps_since_fired >= dead_steps).mean()),
-            "recovery": float(mean_max_cosine(dirs, params["W_dec"]))}
+            "recovery": None if dirs is None else float(mean_max_cosine(dirs, params["W_dec"])),
+            "threshold": float(threshold)}
 
 
 def _agg(rows, method, aux, k, key):
@@ -123,7 +139,46 @@ def run(config: dict, ctx) -> dict:
              for k in config["ks"] for m in config["methods"] for a in config["aux"]]
     base = {key: float(np.mean([b[key] for b in baselines])) for key in baselines[0] if key != "seed"}
     ctx.save_figure(plot(table, config), "sparse_autoencoders.png")
-    return {"rows": rows, "table": table, "baselines": baselines, "baseline": base, "claims": _claims(table, config)}
+    out = {"rows": rows, "table": table, "baselines": baselines, "baseline": base, "claims": _claims(table, config)}
+    if config.get("lm"):
+        out["lm"] = run_lm(config, ctx)
+    return out
+
+
+def run_lm(config: dict, ctx) -> dict:
+    """P37's LM setting: SAEs on the residual stream of a grammar-trained LM, NMSE and loss recovered."""
+    lm = config["lm"]
+    data = grammar_windows("A", lm["sentences"], lm["eval_sentences"], lm["seq_len"], seed=0)
+    params, lm_cfg, _ = pretrain_lm(jax.random.PRNGKey(ctx.seed), len(VOCAB), data.train, model=lm["model"],
+                                    steps=lm["steps"], batch_size=lm["batch"], learning_rate=lm["lr"])
+    layer = lm["layer"]
+
+    def stream(windows):
+        x = residual_stream(params, jnp.asarray(windows[:, :-1]), lm_cfg, layer)
+        return x.reshape(-1, x.shape[-1])
+
+    x_pool, x_eval = stream(data.train), stream(data.test)
+    mean = x_pool.mean(0)
+    clean = next_token_loss(params, data.test, lm_cfg, layer)
+    ablated = next_token_loss(params, data.test, lm_cfg, layer, replace=lambda x: jnp.broadcast_to(mean, x.shape))
+    sae_cfg = {**config, "n_features": lm["n_features"], "steps": lm["sae_steps"]}
+    jobs = [(k, m) for k in config["ks"] for m in config["methods"]]
+    bar = ctx.progress(total=len(jobs), desc="LM SAEs")
+    rows = []
+    for k, method in jobs:
+        state = train_sae(x_pool, sae_cfg, method, "none", k, jax.random.PRNGKey(1000 * ctx.seed + 7))
+        res = evaluate_sae(state, x_pool, x_eval, None, method, k, config["batch"], config["dead_steps"])
+        sae, thr = state.params, res["threshold"]
+        spliced = next_token_loss(params, data.test, lm_cfg, layer,
+                                  replace=lambda x: decode(sae, encode_inference(sae, x, thr)))
+        rows.append({"k": k, "method": method, **res, "spliced_loss": spliced,
+                     "loss_recovered": loss_recovered(clean, spliced, ablated)})
+        ctx.log(f"LM k={k} {method}: nmse {res['nmse']:.3f} L0 {res['l0']:.2f} dead {res['dead_fraction']:.3f} "
+                f"loss recovered {rows[-1]['loss_recovered']:.3f}")
+        bar.update()
+    bar.close()
+    return {"rows": rows, "clean_loss": clean, "mean_ablated_loss": ablated, "tokens": [int(x_pool.shape[0]),
+            int(x_eval.shape[0])], "d_model": int(x_pool.shape[1])}
 
 
 def _claims(table, config) -> dict:
@@ -186,5 +241,25 @@ def summarize(results: dict) -> str:
                  + f"; FC/MC lower NMSE than TopK at every k: {verdict('lower_nmse')} under the shared threshold rule, "
                  f"{verdict('lower_nmse_batch_rule')} under each method's own batch rule; no more dead features: "
                  f"{verdict('no_more_dead')} (the claim holds only where both rules agree); paper: fewer dead and "
-                 "better NMSE (GPT-2 scale); LM setting not run")
+                 "better NMSE (GPT-2 scale)")
+    if "lm" in m:
+        parts.append(_lm_summary(m["lm"], cfg))
     return cell(*parts)
+
+
+def _lm_summary(lm: dict, cfg: dict) -> str:
+    """The LM-setting part of the README cell."""
+    spec = cfg["lm"]
+    short = {"topk": "TopK", "feature_choice": "FC", "mutual_choice": "MC"}
+    text = (f"LM setting: {spec['model']['n_layers']}-layer d={lm['d_model']} grammar-A LM, residual stream after block "
+            f"{spec['layer']}, {lm['tokens'][0]} train / {lm['tokens'][1]} eval tokens, F={spec['n_features']}; "
+            f"clean loss {lm['clean_loss']:.3f}, mean-ablated {lm['mean_ablated_loss']:.3f}; ")
+    per_k = []
+    for k in cfg["ks"]:
+        rs = [r for r in lm["rows"] if r["k"] == k]
+        per_k.append(f"k={k}: " + ", ".join(f"{short.get(r['method'], r['method'])} NMSE {r['nmse']:.3f} dead "
+                                            f"{r['dead_fraction']:.2f} loss recovered {r['loss_recovered']:.3f}" for r in rs))
+    best = {k: max((r for r in lm["rows"] if r["k"] == k), key=lambda r: r["loss_recovered"])["method"]
+            for k in cfg["ks"]}
+    wins = sum(best[k] != "topk" for k in cfg["ks"])
+    return text + "; ".join(per_k) + f"; FC or MC recovers the most loss at {wins}/{len(cfg['ks'])} k (1 seed)"

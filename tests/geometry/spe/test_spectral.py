@@ -59,13 +59,27 @@ def test_top_k_and_oversized_k():
 
 
 def test_batch_spectra_equals_per_graph():
+    """The batch equals the per-graph spectra: same eigenvalues and masks, and eigenvectors equal up to
+    sign where the eigenvalue is simple; in a degenerate eigenspace (K7, the star) any orthonormal basis
+    is correct, so there the batch's columns must be orthonormal eigenvectors of the same Laplacian."""
     graphs = [nx.path_graph(4), nx.complete_graph(7), nx.star_graph(5)]
     adj, mask = pad_adjacency(graphs, N_PAD)
     batch = batch_spectra(jnp.asarray(adj), jnp.asarray(mask), k=5)
     for b in range(3):
         single = graph_spectrum(adj[b], mask[b], k=5)
-        for x, y in zip(jax.tree_util.tree_leaves(single), jax.tree_util.tree_leaves(batch)):
-            np.testing.assert_allclose(np.asarray(x), np.asarray(y)[b], atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(single.adj), np.asarray(batch.adj)[b])
+        np.testing.assert_array_equal(np.asarray(single.eig_mask), np.asarray(batch.eig_mask)[b])
+        vals = np.asarray(batch.eigvals)[b]
+        np.testing.assert_allclose(np.asarray(single.eigvals), vals, atol=1e-6)
+        valid = np.asarray(batch.eig_mask)[b]
+        vecs, one = np.asarray(batch.eigvecs)[b][:, valid], np.asarray(single.eigvecs)[:, valid]
+        lap = np.asarray(normalized_laplacian(jnp.asarray(adj[b]), jnp.asarray(mask[b])))
+        np.testing.assert_allclose(lap @ vecs, vecs * vals[valid], atol=1e-5)
+        np.testing.assert_allclose(vecs.T @ vecs, np.eye(valid.sum()), atol=1e-5)
+        all_vals = np.linalg.eigvalsh(lap[np.ix_(mask[b], mask[b])])
+        for j in np.flatnonzero(valid):
+            if np.sum(np.abs(all_vals - vals[j]) < 1e-4) == 1:  # simple eigenvalue: unique up to sign
+                np.testing.assert_allclose(np.abs(vecs[:, j]), np.abs(one[:, j]), atol=1e-5)
 
 
 def test_random_sign_flip():

@@ -60,6 +60,7 @@ def test_derive_picks_top2_non_zero_edges():
         check_genotype((((2, "skip"),),), 1)
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_search_loop_runs_and_derived_network_trains_shapes():
     rng = np.random.default_rng(0)
     x = rng.random((16, 8, 8, 1)).astype(np.float32)

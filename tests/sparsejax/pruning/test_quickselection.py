@@ -45,6 +45,7 @@ def test_er_density():
     assert d["k"] == pytest.approx(13 * 150 / 5000) and d["b"] is None
 
 
+@pytest.mark.slow  # heavy for the 15-minute default suite; `pytest -m slow` runs it
 def test_recovers_planted_features_and_keeps_connections():
     from sklearn.datasets import make_classification
 
