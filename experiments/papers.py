@@ -146,8 +146,8 @@ PAPERS: tuple[Paper, ...] = (
           'are a reconstruction (cost O(k log n / eps), not polylog in k); Lattanzi et al. port and recompute-greedy '
           'baselines; Sieve-Streaming baseline and the failure instance for Lattanzi et al. missing'),
     Paper('P37', 'Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse…',
-          'sparsejax/sae/', 'partial', 'no official code: aux_zipf and the shared threshold inference rule are '
-          'reconstructions; synthetic superposition data only, LM residual-stream / loss-recovered part missing'),
+          'sparsejax/sae/', 'done', 'no official code: aux_zipf, the shared threshold inference rule and the '
+          'mean-ablation form of loss recovered are reconstructions; LM setting on a 2-layer grammar LM, not GPT-2'),
     Paper('P38', 'SparseSSP: 3D Subcellular Structure Prediction from Sparse-View…',
           'generative/reconstruction/', 'planned'),
     Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',

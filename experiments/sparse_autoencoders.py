@@ -259,7 +259,12 @@ def _lm_summary(lm: dict, cfg: dict) -> str:
         rs = [r for r in lm["rows"] if r["k"] == k]
         per_k.append(f"k={k}: " + ", ".join(f"{short.get(r['method'], r['method'])} NMSE {r['nmse']:.3f} dead "
                                             f"{r['dead_fraction']:.2f} loss recovered {r['loss_recovered']:.3f}" for r in rs))
-    best = {k: max((r for r in lm["rows"] if r["k"] == k), key=lambda r: r["loss_recovered"])["method"]
-            for k in cfg["ks"]}
-    wins = sum(best[k] != "topk" for k in cfg["ks"])
-    return text + "; ".join(per_k) + f"; FC or MC recovers the most loss at {wins}/{len(cfg['ks'])} k (1 seed)"
+    def wins(method, key, higher):
+        get = {(r["k"], r["method"]): r[key] for r in lm["rows"]}
+        return sum((get[(k, method)] > get[(k, "topk")]) == higher for k in cfg["ks"]
+                   if (k, method) in get and (k, "topk") in get)
+
+    others = [m for m in cfg["methods"] if m != "topk"]
+    verdict = ", ".join(f"{short.get(m, m)} beats TopK in loss recovered at {wins(m, 'loss_recovered', True)}/"
+                        f"{len(cfg['ks'])} k and in NMSE at {wins(m, 'nmse', False)}/{len(cfg['ks'])} k" for m in others)
+    return text + "; ".join(per_k) + f"; {verdict} (1 seed)"
