@@ -129,9 +129,9 @@ PAPERS: tuple[Paper, ...] = (
           'MATLAB code (updates, init, pruning 1e-2/1e-3, tolerances); IRS-MIMO generator; PC-KroSBL (block '
           'sparsity) and QPSK SER not done; smoke sizes below the official ones'),
     Paper('P32', 'TEDDY: Trimming Edges with Degree-based Discrimination strategY',
-          'sparsejax/graphs/', 'partial', 'score, one-shot masks, l0 projection and KD checked against hyunjin72/TEDDY '
-          '(undirected edge counting); UGS-lite is a reduced reconstruction; DC-CSBM + karate club with GCN only '
-          '(GIN implemented and tested, not in the experiment); no Cora/Citeseer (offline)'),
+          'sparsejax/graphs/', 'done', 'score, one-shot masks, l0 projection and KD checked against hyunjin72/TEDDY '
+          '(undirected edge counting); UGS-lite is a reduced reconstruction; DC-CSBM + karate club with GCN and '
+          'GIN; no Cora/Citeseer (offline)'),
     Paper('P33', 'Pruning-aware Sparse Regularization for Network Pruning',
           'sparsejax/regularizers/', 'done', 'masked L1 on BN scales checked against netslim/sparse.py; plain BN-CNN '
           'on digits (no ResNet), s far above the paper 5e-4, slimming mask by global fraction not 0.01'),

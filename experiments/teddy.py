@@ -3,9 +3,10 @@ edge mask (UGS-lite), with and without distillation and the l0 weight projection
 
 Data (:mod:`sparsejax.graphs.synthetic`): a degree-corrected contextual SBM (power-law degrees,
 Gaussian class-mean features, 20/20/60 split) and networkx's karate club (its only small real
-graph with node labels). Model: 2-layer GCN (official structure, no bias, dropout 0.5) trained
-full-batch with Adam (lr 0.01, L2 5e-4), test accuracy at the best validation epoch (official
-protocol). The dense GCN of each seed is the distillation teacher (its best-validation logits).
+graph with node labels). Models: 2-layer GCN (official structure, no bias, dropout 0.5) and 2-layer
+GIN (official structure), each trained full-batch with Adam (lr 0.01, L2 5e-4), test accuracy at the
+best validation epoch (official protocol). The dense model of the same architecture and seed is the
+distillation teacher (its best-validation logits).
 
 Edge masks at every level of ``edge_sparsity`` (1 - 0.9^(i+1) schedule values by default): TEDDY
 (low degree-score edges pruned), reverse TEDDY (high-score edges pruned), random (uniform scores),
@@ -13,7 +14,7 @@ UGS-lite (iterative learned mask, re-learned at each level on the previous level
 mask is trained from scratch with each recipe in ``recipes``: ``plain``, ``kd`` (distillation
 lambda ``kd_weight``), ``l0`` (projection after every step to the paired weight sparsity),
 ``kd+l0`` (TEDDY's recipe). Weight sparsity is paired with edge sparsity level by level
-(``weight_sparsity``). Baselines: dense GCN, GCN with no edges (an MLP on the features), random.
+(``weight_sparsity``). Baselines: the dense model, the model with no edges (an MLP on the features), random.
 All methods share seeds, epochs and data; 3 seeds.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from experiments._stats import cell, fmt_mean_std
 from sparsejax.graphs import (
-    GCN, dc_csbm, karate_club, l0_keep_count, n_parameters, nested_edge_masks, teddy_scores, train_node_classifiers,
+    GCN, GIN, dc_csbm, karate_club, l0_keep_count, n_parameters, nested_edge_masks, teddy_scores, train_node_classifiers,
     ugs_masks,
 )
 
@@ -35,7 +36,7 @@ CLAIM = ("One-shot degree-based TEDDY edge sparsification (with distillation and
 METHODS = ("teddy", "random", "reverse", "ugs")
 _COMMON = {"avg_degree": 10.0, "homophily": 0.7, "alpha": 2.5, "n_classes": 5, "feature_signal": 1.0,
            "lr": 0.01, "weight_decay": 5e-4, "kd_weight": 0.1, "ugs_l1": 1e-3, "seeds": [0, 1, 2],
-           "methods": list(METHODS)}
+           "methods": list(METHODS), "models": ["gcn", "gin"]}
 PRESETS = {
     "smoke": {**_COMMON, "n": 500, "feature_dim": 32, "hidden": 32, "epochs": 100,
               "edge_sparsity": [0.1, 0.3, 0.5, 0.7], "weight_sparsity": [0.1, 0.3, 0.5, 0.7],
@@ -65,9 +66,16 @@ def _masks(method, data, model, cfg, seed_keys):
     return np.stack(out)
 
 
-def run_dataset(name, data, cfg, ctx, bar) -> dict:
-    """Dense and empty-graph baselines, then every (method, recipe, level, seed) on one graph."""
-    model = GCN(cfg["hidden"], data.n_classes, dropout=0.5)
+def make_model(kind: str, hidden: int, n_classes: int):
+    """The official-structure 2-layer ``"gcn"`` (dropout 0.5) or ``"gin"``."""
+    if kind not in ("gcn", "gin"):
+        raise ValueError(f"model must be 'gcn' or 'gin', got {kind!r}")
+    return GCN(hidden, n_classes, dropout=0.5) if kind == "gcn" else GIN(hidden, n_classes)
+
+
+def run_dataset(name, data, cfg, ctx, bar, kind: str = "gcn") -> dict:
+    """Dense and empty-graph baselines, then every (method, recipe, level, seed) on one graph and model."""
+    model = make_model(kind, cfg["hidden"], data.n_classes)
     seeds = cfg["seeds"]
     keys = [jax.random.PRNGKey(1000 * ctx.seed + s) for s in seeds]
     n_e, train = data.edges.shape[0], dict(epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -108,8 +116,11 @@ def run(config: dict, ctx) -> dict:
                             feature_signal=config["feature_signal"])}
     if config["karate"]:
         data["karate"] = karate_club(ctx.seed)
-    bar = ctx.progress(total=len(data) * len(config["methods"]) * len(config["recipes"]), desc="edge methods x recipes")
-    out = {name: run_dataset(name, g, config, ctx, bar) for name, g in data.items()}
+    models = config.get("models", ["gcn"])
+    bar = ctx.progress(total=len(data) * len(models) * len(config["methods"]) * len(config["recipes"]),
+                       desc="edge methods x recipes")
+    out = {f"{name}/{kind}": run_dataset(f"{name}/{kind}", g, config, ctx, bar, kind)
+           for name, g in data.items() for kind in models}
     bar.close()
     ctx.save_figure(plot(out, config), "teddy.png")
     return {"datasets": out, "claims": _claims(out, config)}
@@ -156,7 +167,7 @@ def summarize(results: dict) -> str:
     """One README cell: scale, dense / no-edge baselines, per-method accuracy (mean over levels) per
     recipe, and whether TEDDY matched or beat UGS-lite."""
     m, cfg = results["metrics"], results["config"]
-    parts = [f"GCN, {len(cfg['seeds'])} seeds, {cfg['epochs']} epochs, edge sparsity "
+    parts = [f"{' + '.join(k.upper() for k in cfg.get('models', ['gcn']))}, {len(cfg['seeds'])} seeds, {cfg['epochs']} epochs, edge sparsity "
              f"{cfg['edge_sparsity'][0]:.0%}-{cfg['edge_sparsity'][-1]:.0%} (weight sparsity paired under l0)"]
     for name, d in m["datasets"].items():
         txt = [f"{name} (n={d['n_nodes']}, |E|={d['n_edges']}): dense {fmt_mean_std(d['dense'])}, no edges "
