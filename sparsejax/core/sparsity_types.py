@@ -52,7 +52,10 @@ def _top_k_rows(scores: jax.Array, k) -> jax.Array:
 
 
 def _top_k_flat(scores: jax.Array, k) -> jax.Array:
-    return ranks_last(scores.reshape(-1)).reshape(scores.shape) < k
+    """Top ``k`` of all entries (ties by position): the radix select of :func:`~sparsejax.core.masks.top_k_mask`."""
+    from sparsejax.core.masks import top_k_mask
+
+    return top_k_mask(scores, k)
 
 
 def _norm_last(x: jax.Array, axes) -> jax.Array:
