@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparsejax.core.sparsity_types import ranks_last
 from sparsejax.core.validation import check_array, check_choice, check_int, check_key, check_number, is_traced
 from sparsejax.nn import MLP
 
@@ -157,10 +158,9 @@ def _simplex_vertices(p):
     base = jnp.floor(p)
     f = p - base
     axis = jnp.arange(d)
-    # rank[i] = position of axis i when f is sorted in descending order (ties: lower axis first), from the
-    # d(d-1)/2 pairwise comparisons; the same permutation as a stable descending argsort, but cheaper for d <= 7
-    ahead = (f[..., None, :] > f[..., :, None]) | ((f[..., None, :] == f[..., :, None]) & (axis < axis[:, None]))
-    rank = ahead.sum(-1)
+    # rank[i] = position of axis i when f is sorted in descending order (ties: lower axis first); pairwise
+    # comparisons for d <= 7, the same permutation as a stable descending argsort
+    rank = ranks_last(f)
     offsets = (rank[..., None, :] < jnp.arange(d + 1)[:, None]).astype(jnp.int32)     # v_k - v_0, (..., d+1, d)
     f_sorted = jnp.einsum("...i,...ik->...k", f, (rank[..., :, None] == axis).astype(f.dtype))
     weights = jnp.concatenate([1.0 - f_sorted[..., :1], f_sorted[..., :-1] - f_sorted[..., 1:], f_sorted[..., -1:]],
