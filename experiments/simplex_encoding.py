@@ -38,6 +38,7 @@ from experiments._stats import cell, fmt_mean_std
 from generative.reconstruction import (
     LATTICES, apply_field, encode, init_field, init_tables, level_resolutions, param_count, vertices_touched,
 )
+from sparsejax.timing import time_per_call
 
 PAPERS = ("P40",)
 CLAIM = ("a simplex-based encoding (d+1 vertices instead of 2^d corners) is faster than the hash grid at equal "
@@ -62,16 +63,6 @@ PRESETS = {
 }
 
 
-def _median_time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))                                     # compile (not timed)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def time_encodings(config: dict, key, bar) -> list[dict]:
     """K1: forward and forward+backward encode time per lattice and dimension."""
     res = jnp.asarray(level_resolutions(config["time_levels"], 16, 512), jnp.float32)
@@ -83,8 +74,8 @@ def time_encodings(config: dict, key, bar) -> list[dict]:
         for lat in LATTICES:
             fwd = jax.jit(lambda t, p, r, lat=lat: encode(t, p, r, lat))
             bwd = jax.jit(jax.grad(lambda t, p, r, lat=lat: encode(t, p, r, lat).sum()))
-            row[lat] = {"forward_s": _median_time(fwd, tables, x, res, repeats=config["repeats"]),
-                        "backward_s": _median_time(bwd, tables, x, res, repeats=config["repeats"]),
+            row[lat] = {"forward_s": time_per_call(fwd, tables, x, res, repeats=config["repeats"]),
+                        "backward_s": time_per_call(bwd, tables, x, res, repeats=config["repeats"]),
                         "vertices": vertices_touched(d, lat)}
             bar.update()
         row["ratio_forward"] = row["simplex"]["forward_s"] / row["grid"]["forward_s"]
@@ -211,7 +202,7 @@ def time_rendering(config: dict, key, bar) -> list[dict]:
                 alpha = 1.0 - jnp.exp(-jax.nn.softplus(out[..., 0]) / s)
                 trans = jnp.cumprod(jnp.concatenate([jnp.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], 1), 1)
                 return ((trans * alpha)[..., None] * jax.nn.sigmoid(out[..., 1:])).sum(1)
-            row[lat] = _median_time(jax.jit(render), params, repeats=config["repeats"])
+            row[lat] = time_per_call(jax.jit(render), params, repeats=config["repeats"])
         row["ratio"] = row["simplex"] / row["grid"]
         rows.append(row)
         bar.update()
