@@ -1,11 +1,12 @@
-"""3D reconstruction and neural fields: hash-grid and simplex field encodings (P40)."""
+"""3D reconstruction and neural fields: field encodings (P40), image/volume metrics (P30, P38, P46)."""
+from generative.reconstruction.metrics import PLANES, psnr, ssim, volume_metrics
 from generative.reconstruction.fields import (
     LATTICES, PRIMES, apply_field, cube_vertices, encode, hash_grid_encode, hash_index, init_field, init_tables,
     level_resolutions, param_count, simplex_encode, simplex_vertices, skew, vertices_touched,
 )
 
 __all__ = [
-    "LATTICES", "PRIMES", "apply_field", "cube_vertices", "encode", "hash_grid_encode", "hash_index", "init_field",
+    "LATTICES", "PLANES", "PRIMES", "apply_field", "cube_vertices", "encode", "hash_grid_encode", "hash_index", "init_field",
     "init_tables", "level_resolutions", "param_count", "simplex_encode", "simplex_vertices", "skew",
-    "vertices_touched",
+    "vertices_touched", "psnr", "ssim", "volume_metrics",
 ]
