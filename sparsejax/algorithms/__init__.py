@@ -11,6 +11,8 @@ from sparsejax.algorithms.hamming import (
     hamming_distances,
     hamming_fft,
     hamming_k_bounded,
+    hamming_packed,
+    packed_threshold,
 )
 from sparsejax.algorithms.dynamic_submodular import (
     DynamicSubmodular,

@@ -54,7 +54,8 @@ from sparsejax.core.validation import check_int, check_key, check_number
 
 __all__ = [
     "hamming_brute", "hamming_fft", "hamming_abrahamson", "hamming_k_bounded", "hamming_approx_kp",
-    "hamming_approx_sampled", "hamming_distances", "abrahamson_threshold", "EXACT_METHODS",
+    "hamming_approx_sampled", "hamming_distances", "abrahamson_threshold", "EXACT_METHODS", "hamming_packed",
+    "packed_threshold",
 ]
 
 
@@ -229,6 +230,115 @@ def hamming_abrahamson(text, pattern, tau: float | None = None, chunk_pairs: int
     return pattern.size - matches
 
 
+# ---------------------------------------------------------------- P6-style exact: tau = sqrt(m), bit-packed FFT
+
+def _pack_width(m: int, budget_bits: int = 40) -> int:
+    """Characters per packed FFT: the largest ``k`` with ``m B^{2k-2} <= 2^budget_bits`` for the digit base
+    ``B = 2^ceil(log2(m + 1))`` (at least 1)."""
+    base_bits = max(1, int(m).bit_length())
+    k = 1
+    while base_bits * (2 * k) + max(1, int(m).bit_length()) <= budget_bits:
+        k += 1
+    return k
+
+
+@partial(jax.jit, static_argnames=("block", "n_blocks", "n_groups"))
+def _packed_fft_values(text_group, text_weight, pattern_group, pattern_weight, step, block: int, n_blocks: int,
+                       n_groups: int):
+    """``sum_g corr(text_weight [text_group = g], pattern_weight [pattern_group = g])`` over overlap-save
+    blocks, shape (n_blocks, block): one rfft pair per group of packed characters, one inverse FFT."""
+    starts = jnp.arange(n_blocks) * step
+    idx = starts[:, None] + jnp.arange(block)[None, :]
+    wg, ww = text_group[idx], text_weight[idx]
+
+    def add_group(spec, g):
+        a = jnp.fft.rfft(jnp.where(wg == g, ww, 0.0), axis=1)
+        b = jnp.fft.rfft(jnp.where(pattern_group == g, pattern_weight, 0.0))
+        return spec + a * jnp.conj(b)[None, :], None
+
+    spec0 = jnp.zeros((n_blocks, block // 2 + 1), jnp.complex128)
+    spec, _ = jax.lax.scan(add_group, spec0, jnp.arange(n_groups))
+    return jnp.fft.irfft(spec, n=block, axis=1)
+
+
+def _packed_fft_match_counts(text: np.ndarray, pattern: np.ndarray, chars: np.ndarray, k: int,
+                             perm: np.ndarray) -> np.ndarray:
+    """Exact match counts of ``chars`` with ``k`` characters packed into each FFT (digit packing, see
+    :func:`hamming_packed`); ``perm`` orders ``chars`` before they are cut into groups. Raises
+    ``FloatingPointError`` when the rounding residue reaches 0.25 (the caller retries with smaller ``k``)."""
+    n, m = text.size, pattern.size
+    n_shifts = n - m + 1
+    if chars.size == 0:
+        return np.zeros(n_shifts, np.int64)
+    chars = chars[perm]
+    base_bits = max(1, int(m).bit_length())             # B = 2^base_bits > m >= any digit sum
+    order = np.argsort(chars)
+    sorted_keys = chars[order]
+
+    def rank(x):
+        idx = np.minimum(np.searchsorted(sorted_keys, x), sorted_keys.size - 1)
+        return np.where(sorted_keys[idx] == x, order[idx], -1)
+
+    block = _bucket(2 * m, 64)
+    step = block - m + 1
+    n_blocks = -(-n_shifts // step)
+    n_blocks_b = _bucket(n_blocks, 8)
+    r_t, r_p = rank(text), rank(pattern)
+    t_group = np.full(n_blocks_b * block, -1, np.int32)
+    t_weight = np.zeros(n_blocks_b * block)
+    t_group[:n] = np.where(r_t >= 0, r_t // k, -1)
+    t_weight[:n] = np.where(r_t >= 0, np.ldexp(1.0, base_bits * (r_t % k)), 0.0)      # B^slot
+    p_group = np.full(block, -1, np.int32)
+    p_weight = np.zeros(block)
+    p_group[:m] = np.where(r_p >= 0, r_p // k, -1)
+    p_weight[:m] = np.where(r_p >= 0, np.ldexp(1.0, base_bits * (k - 1 - r_p % k)), 0.0)  # B^(k-1-slot)
+    n_groups = -(-chars.size // k)
+    with jax.enable_x64(True):
+        vals = np.asarray(_packed_fft_values(jnp.asarray(t_group), jnp.asarray(t_weight), jnp.asarray(p_group),
+                                             jnp.asarray(p_weight), step, block, n_blocks_b, _bucket(n_groups, 1)))
+    vals = vals[:, :step].reshape(-1)[:n_shifts]
+    rounded = np.rint(vals)
+    residue = float(np.max(np.abs(vals - rounded))) if vals.size else 0.0
+    if residue >= 0.25:
+        raise FloatingPointError(f"packed FFT rounding residue {residue:.3g} >= 0.25 (m={m}, k={k})")
+    # digit k-1 of the base-B expansion: same-slot pairs (true matches); other digits hold cross pairs
+    return (rounded.astype(np.int64) >> (base_bits * (k - 1))) & ((1 << base_bits) - 1)
+
+
+def packed_threshold(m: int) -> float:
+    """The paper's balance ``tau = sqrt(m)`` (no ``sqrt(log m)``), at least 1."""
+    m = check_int("m", m, minimum=1)
+    return max(1.0, math.sqrt(m))
+
+
+def hamming_packed(text, pattern, key=None, tau: float | None = None, pack: int | None = None,
+                   chunk_pairs: int = 1 << 22) -> np.ndarray:
+    """Exact Hamming distances, heavy/light split at ``tau = sqrt(m)`` with ``pack`` heavy characters per
+    bit-packed FFT (RECONSTRUCTED P6-style exact algorithm, Las Vegas; see the module docstring).
+    ``key`` randomises which heavy characters share an FFT; ``pack`` defaults to the float64-safe width."""
+    text, pattern = _check_strings(text, pattern)
+    m = pattern.size
+    tau = packed_threshold(m) if tau is None else check_number("tau", tau, minimum=0.0)
+    chunk_pairs = check_int("chunk_pairs", chunk_pairs, minimum=1)
+    k = _pack_width(m) if pack is None else check_int("pack", pack, minimum=1)
+    chars, freq = np.unique(pattern, return_counts=True)
+    heavy, light = chars[freq > tau], chars[freq <= tau]
+    if key is None:
+        perm = np.arange(heavy.size)
+    else:
+        check_key("key", key)
+        perm = np.asarray(jax.random.permutation(key, heavy.size))
+    while True:   # Las Vegas: the rounding check either certifies the packed counts or we retry with fewer
+        try:
+            heavy_matches = _packed_fft_match_counts(text, pattern, heavy, k, perm)
+            break
+        except FloatingPointError:
+            if k == 1:
+                raise
+            k -= 1
+    return m - heavy_matches - _light_match_counts(text, pattern, light, chunk_pairs)
+
+
 # ---------------------------------------------------------------- k-bounded
 
 def hamming_k_bounded(text, pattern, k: int, chunk: int = 64) -> np.ndarray:
@@ -295,7 +405,8 @@ def hamming_approx_sampled(text, pattern, eps: float, key, delta: float = 0.05) 
 
 # ---------------------------------------------------------------- dispatch
 
-EXACT_METHODS = {"brute": hamming_brute, "fft": hamming_fft, "abrahamson": hamming_abrahamson}
+EXACT_METHODS = {"brute": hamming_brute, "fft": hamming_fft, "abrahamson": hamming_abrahamson,
+                 "packed": hamming_packed}
 
 
 def hamming_distances(text, pattern, method: str = "abrahamson") -> np.ndarray:

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from sparsejax.algorithms import (
     EXACT_METHODS, hamming_abrahamson, hamming_approx_kp, hamming_approx_sampled, hamming_brute,
-    hamming_distances, hamming_fft, hamming_k_bounded,
+    hamming_distances, hamming_fft, hamming_k_bounded, hamming_packed, packed_threshold,
 )
 
 
@@ -34,6 +34,23 @@ def test_exact_methods_equal_brute_force(tp, tau):
     np.testing.assert_array_equal(hamming_brute(text, pattern), ref)
     np.testing.assert_array_equal(hamming_fft(text, pattern), ref)
     np.testing.assert_array_equal(hamming_abrahamson(text, pattern, tau=tau, chunk_pairs=7), ref)
+
+
+@settings(max_examples=40, deadline=None)
+@given(strings(), st.sampled_from([None, 0.0, 1.0, 3.0]), st.sampled_from([None, 1, 2, 3]), st.integers(0, 3))
+def test_packed_equals_brute_force(tp, tau, pack, seed):
+    text, pattern = tp
+    out = hamming_packed(text, pattern, key=jax.random.PRNGKey(seed), tau=tau, pack=pack, chunk_pairs=5)
+    np.testing.assert_array_equal(out, reference(text, pattern))
+
+
+def test_packed_las_vegas_retry_stays_exact():
+    # pack=4 at m=1500 overflows float64 (m B^6 ~ 2^77): the rounding check must reject it and retry smaller
+    rng = np.random.default_rng(4)
+    text, pattern = rng.integers(0, 3, 4000), rng.integers(0, 3, 1500)
+    np.testing.assert_array_equal(hamming_packed(text, pattern, key=jax.random.PRNGKey(0), pack=4),
+                                  hamming_brute(text, pattern))
+    assert packed_threshold(1500) == pytest.approx(1500 ** 0.5)
 
 
 @pytest.mark.parametrize("case", ["m=1", "m=n", "sigma=1", "sigma>=m", "constant text"])
@@ -108,3 +125,5 @@ def test_bad_input_names_the_argument():
         hamming_distances(t, p, "bitpacked")
     with pytest.raises(ValueError, match="tau"):
         hamming_abrahamson(t, p, tau=-1.0)
+    with pytest.raises(ValueError, match="pack"):
+        hamming_packed(t, p, pack=0)
