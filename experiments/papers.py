@@ -53,9 +53,12 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P5', 'Sparse Model Soups: A Recipe for Improved Pruning via Model Averaging',
           'sparsejax/pruning/', 'done', 'claim not reproduced at smoke scale (digits CNN)'),
     Paper('P6', 'Faster Algorithms for Text-to-Pattern Hamming Distances',
-          'sparsejax/algorithms/', 'partial', 'no official code: baselines only (brute, per-character FFT, '
-          'Abrahamson, early-exit k-bounded, Kopelowitz-Porat hashing, a sampling estimator of ours); the paper\'s '
-          'O(n sqrt m) bit-packed and eps^-0.93 algorithms are not implemented, so its claim is not tested'),
+          'sparsejax/algorithms/', 'partial', 'no official code, paper body not retrievable: hamming_packed is a '
+          'RECONSTRUCTION of the exact Las Vegas algorithm (tau=sqrt(m) split, bit-packed float64 FFT for heavy '
+          'characters, rounding-check retry), exact vs brute force; its hashing/recursion (X+Y sumset) step, the '
+          'deterministic and k-bounded variants and the eps^-0.93 approximation are not implemented '
+          '(Kopelowitz-Porat stands in); baselines: brute, per-character FFT, Abrahamson, early-exit k-bounded, '
+          'a sampling estimator of ours'),
     Paper('P7', 'Progressive Gradient Flow for Robust N:M Sparsity Training in…',
           'sparsejax/structured/', 'done', 'all four recipes (MDGF-Linear/Exp, SDGF-Stepwise/Geometric) plus the '
           'official densify decay; official decay coefficient 2e-4 (per-T option); tiny ViT/LM, 1 seed'),

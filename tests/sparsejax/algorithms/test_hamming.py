@@ -95,6 +95,21 @@ def test_kp_approximation_is_one_sided_and_within_eps():
     assert np.all(single <= ref) and np.mean(single < 0.5 * ref) <= 0.5
 
 
+@pytest.mark.parametrize("reps", [1, 2])
+def test_kp_failure_rate_over_seeds_is_below_stated_bound(reps):
+    # per shift P[HD_h < (1 - eps) HD] <= 2^-reps (Markov on E[HD - HD_h] = HD / q, q = ceil(2 / eps))
+    rng = np.random.default_rng(5)
+    text, pattern = rng.integers(0, 12, 1500), rng.integers(0, 12, 150)
+    ref = reference(text, pattern)
+    eps = 0.3
+    fails = []
+    for seed in range(8):
+        est = hamming_approx_kp(text, pattern, eps, jax.random.PRNGKey(100 + seed), reps=reps)
+        assert np.all(est <= ref)
+        fails.append(np.mean(est < (1 - eps) * ref))
+    assert np.mean(fails) <= 2.0 ** -reps
+
+
 def test_sampled_approximation_within_eps_with_stated_probability():
     rng = np.random.default_rng(2)
     text, pattern = rng.integers(0, 3, 3000), rng.integers(0, 3, 1024)
