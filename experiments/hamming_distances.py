@@ -1,6 +1,7 @@
 """Text-to-pattern Hamming distances: scaling of the exact baselines and the approximations (P6).
 
-Uniform random texts and patterns over alphabets of size ``sigma`` (generated here). Every exact method of
+Uniform random texts and patterns over alphabets of size ``sigma``, and Zipf(1) ones over 1024 symbols (heavy and
+light characters at once), generated here. Every exact method of
 :mod:`sparsejax.algorithms.hamming` (brute force O(nm), per-character FFT O(sigma n log m), Abrahamson's
 heavy/light split O(n sqrt(m log m))) is checked against brute force on every instance and timed (median process
 CPU time of ``repeats`` calls after a warm-up, used for the fits, and their median wall time) against m at fixed n
@@ -37,12 +38,12 @@ CLAIM = ("Text-to-pattern Hamming distances in O(n sqrt m) Las Vegas time, beati
 
 THEORY = {"brute": 1.0, "fft": 0.0, "abrahamson": 0.5, "packed": 0.5}
 PRESETS = {
-    "smoke": {"n": 2 ** 16, "ms": [16, 32, 64, 128, 256, 512, 1024, 2048], "sigmas": [4, 64, 1024],
+    "smoke": {"n": 2 ** 16, "ms": [16, 32, 64, 128, 256, 512, 1024, 2048], "sigmas": [4, 64, 1024, "zipf1024"],
               "n_sweep": [2 ** 13, 2 ** 14, 2 ** 15, 2 ** 16], "m_for_n": 256, "sigma_for_n": 64,
               "tau_m": 1024, "tau_sigma": 64, "tau_factors": [0.25, 0.5, 1.0, 2.0, 4.0],
               "approx_n": 2 ** 15, "approx_m": 512, "approx_sigma": 1024, "eps": [0.5, 0.2, 0.1, 0.05],
               "repeats": 3},
-    "full": {"n": 2 ** 17, "ms": [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], "sigmas": [4, 64, 1024],
+    "full": {"n": 2 ** 17, "ms": [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], "sigmas": [4, 64, 1024, "zipf1024"],
              "n_sweep": [2 ** 13, 2 ** 14, 2 ** 15, 2 ** 16, 2 ** 17], "m_for_n": 512, "sigma_for_n": 64,
              "tau_m": 4096, "tau_sigma": 64, "tau_factors": [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
              "approx_n": 2 ** 17, "approx_m": 1024, "approx_sigma": 1024, "eps": [0.5, 0.2, 0.1, 0.05],
@@ -51,6 +52,15 @@ PRESETS = {
 
 
 def _instance(rng, n, m, sigma):
+    """Uniform strings over ``sigma`` symbols, or Zipf(1) ones for ``sigma = "zipfK"`` (K symbols,
+    P(rank r) ~ 1 / r): a skewed alphabet has heavy and light characters at once, which uniform ones rarely do."""
+    if isinstance(sigma, str):
+        if not sigma.startswith("zipf"):
+            raise ValueError(f"sigma must be an int or 'zipfK', got {sigma!r}")
+        size = int(sigma[4:])
+        prob = 1.0 / np.arange(1, size + 1)
+        prob /= prob.sum()
+        return rng.choice(size, n, p=prob), rng.choice(size, m, p=prob)
     return rng.integers(0, sigma, n), rng.integers(0, sigma, m)
 
 
