@@ -29,7 +29,7 @@ import numpy as np
 from experiments._stats import cell, loglog_slope
 from sparsejax.algorithms import (
     EXACT_METHODS, abrahamson_threshold, hamming_abrahamson, hamming_approx_kp, hamming_approx_sampled,
-    hamming_brute,
+    hamming_brute, hamming_packed,
 )
 
 PAPERS = ("P6",)
@@ -40,12 +40,12 @@ THEORY = {"brute": 1.0, "fft": 0.0, "abrahamson": 0.5, "packed": 0.5}
 PRESETS = {
     "smoke": {"n": 2 ** 16, "ms": [16, 32, 64, 128, 256, 512, 1024, 2048], "sigmas": [4, 64, 1024, "zipf1024"],
               "n_sweep": [2 ** 13, 2 ** 14, 2 ** 15, 2 ** 16], "m_for_n": 256, "sigma_for_n": 64,
-              "tau_m": 1024, "tau_sigma": 64, "tau_factors": [0.25, 0.5, 1.0, 2.0, 4.0],
+              "tau_m": 1024, "tau_sigma": "zipf1024", "tau_factors": [0.25, 0.5, 1.0, 2.0, 4.0],
               "approx_n": 2 ** 15, "approx_m": 512, "approx_sigma": 1024, "eps": [0.5, 0.2, 0.1, 0.05],
               "repeats": 3},
     "full": {"n": 2 ** 17, "ms": [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], "sigmas": [4, 64, 1024, "zipf1024"],
              "n_sweep": [2 ** 13, 2 ** 14, 2 ** 15, 2 ** 16, 2 ** 17], "m_for_n": 512, "sigma_for_n": 64,
-             "tau_m": 4096, "tau_sigma": 64, "tau_factors": [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+             "tau_m": 4096, "tau_sigma": "zipf1024", "tau_factors": [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
              "approx_n": 2 ** 17, "approx_m": 1024, "approx_sigma": 1024, "eps": [0.5, 0.2, 0.1, 0.05],
              "repeats": 5},
 }
@@ -125,6 +125,11 @@ def run(config: dict, ctx) -> dict:
         tau_rows.append({"factor": factor, "tau": tau,
                          "time": cpu_and_wall_time(lambda t, p: hamming_abrahamson(t, p, tau=tau), text, pattern,
                                                repeats=config["repeats"])[0]})
+        # the same thresholds for the packed method, whose default is sqrt(m) = tau* / sqrt(log2 m)
+        if not np.array_equal(hamming_packed(text, pattern, tau=tau), ref):
+            raise AssertionError(f"packed with tau={tau} differs from brute force")
+        tau_rows[-1]["packed_time"] = cpu_and_wall_time(lambda t, p: hamming_packed(t, p, tau=tau), text, pattern,
+                                                        repeats=config["repeats"])[0]
         bar.update()
     text, pattern = _instance(rng, config["approx_n"], config["approx_m"], config["approx_sigma"])
     ref = hamming_brute(text, pattern).astype(float)
@@ -158,6 +163,7 @@ def run(config: dict, ctx) -> dict:
                              for name in ("fft", "abrahamson", "packed")}
         crossover[str(s)]["packed_vs_abrahamson"] = next((r["m"] for r in rows if r["packed"] < r["abrahamson"]), None)
     best_tau = min(tau_rows, key=lambda r: r["time"])
+    best_tau_packed = min(tau_rows, key=lambda r: r["packed_time"])
     # the paper's claim in one number: packed / Abrahamson should fall like 1 / sqrt(log m) as m grows
     ratio = {str(s): _fit([r["m"] for r in vs_m if r["sigma"] == s],
                           [r["packed"] / r["abrahamson"] for r in vs_m if r["sigma"] == s])
@@ -170,7 +176,8 @@ def run(config: dict, ctx) -> dict:
     return {"vs_m": vs_m, "vs_n": vs_n, "slopes_m": slopes_m, "slopes_n": slopes_n, "theory_m": THEORY,
             "crossover_m": crossover, "packed_over_abrahamson_slope": ratio,
             "packed_over_abrahamson_median": ratio_median, "tau_sweep": tau_rows, "tau_star": tau_star,
-            "best_tau_factor": best_tau["factor"], "approx": approx, "approx_time_vs_inv_eps": approx_fit,
+            "best_tau_factor": best_tau["factor"], "best_tau_factor_packed": best_tau_packed["factor"],
+            "packed_default_tau_factor": 1.0 / np.sqrt(np.log2(config["tau_m"])), "approx": approx, "approx_time_vs_inv_eps": approx_fit,
             "approx_exact_baseline_time": exact_time, "all_exact_equal_brute": True,
             "load_average": [load_start, os.getloadavg()[0]]}
 
@@ -213,7 +220,9 @@ def summarize(results: dict) -> str:
             f"at m={m['crossover_m'][s].get('packed_vs_abrahamson')}")
     parts.append("time~n^slope: " + ", ".join(f"{k} {v['slope']:.2f}" for k, v in m["slopes_n"].items())
                  + " (theory 1)")
-    parts.append(f"best Abrahamson tau = {m['best_tau_factor']:g} x sqrt(m log m)")
+    parts.append(f"tau sweep at m={cfg['tau_m']}, sigma={cfg['tau_sigma']}: best tau = {m['best_tau_factor']:g} x "
+                 f"sqrt(m log m) for Abrahamson, {m['best_tau_factor_packed']:g} x for packed (its default sqrt(m) is "
+                 f"{m['packed_default_tau_factor']:.2f} x)")
     a = m["approx"]
     parts.append("approx max rel err at eps=" + "/".join(f"{r['eps']:g}" for r in a) + ": KP "
                  + "/".join(f"{r['kp']['max_rel_error']:.3f}" for r in a) + " (outside [(1-eps)HD,HD]: "
