@@ -19,12 +19,15 @@ At n in ``tree_ns`` the reconstructed multi-scale tree cover (:mod:`geometry.met
 per scale Delta/2^j, ball-restricted shortest-path trees from cluster centres, greedily coloured into forests)
 is measured through its oracle (min over forests): number of forests, the most per scale, max / mean stretch
 over all pairs (proved <= 1 + 4 eps), beside random full shortest-path trees of the same count.
-At n = ``spr_n``, Steiner point removal (:mod:`geometry.metric.spr`) for |T| in ``spr_k`` uniformly random
+At n = ``spr_n``, Steiner point removal (:mod:`geometry.metric.spr`) for k = #T in ``spr_k`` uniformly random
 terminals: distortion max d_M/d_G of the reconstructed scale-by-scale shortcut-partition minor beside the
 nearest-terminal (Voronoi) contraction; both minors are validated (clusters connected, disjoint, covering,
 minor edges witnessed by G edges, distances never shrink).
-Deviations: the construction is reconstructed (no buffer step, our constants: expansion radius and segment
-length eps*Delta/4); the paper's O(1)-size tree cover (here the count grows with the number of scales), its
+At n = ``buffer_n`` the partition with the reconstructed buffer step (:mod:`geometry.metric.cop`; expansion
+eps*Delta/8, buffer gamma = eps*Delta/8) is measured beside the plain one: buffer-property violations (0 by
+construction; also counted for the plain decomposition at the same gamma), strong diameter, hop ratio.
+Deviations: the construction is reconstructed (buffer step a guess at the paper's rule; our constants:
+expansion radius and segment length eps*Delta/4); the paper's O(1)-size tree cover (here the count grows with the number of scales), its
 linear-space O(1)-query oracle and its SPR reduction are replaced by the simplest constructive versions named
 in those modules.
 """
@@ -38,7 +41,8 @@ import numpy as np
 from experiments._stats import cell, fmt_mean_std, loglog_slope
 from geometry.graphs import all_pairs_distances, graph_diameter
 from geometry.metric import (
-    center_cover, make_graph, multiscale_tree_cover, net_voronoi_partition, partition_report, random_center_cover,
+    buffer_violations, center_cover, cop_decomposition, make_graph, multiscale_tree_cover, net_voronoi_partition,
+    partition_report, random_center_cover,
     random_tree_cover, shortcut_partition, shortcut_spr, voronoi_spr,
 )
 
@@ -49,10 +53,11 @@ CLAIM = ("K_r-minor-free (planar) graphs admit partitions into clusters of stron
 _FAMILIES = ["grid", "delaunay", "random_planar", "3-tree", "expander"]
 PRESETS = {
     "smoke": {"families": _FAMILIES, "ns": [144, 400, 1024], "eps": [0.5, 0.25, 0.125], "seeds": [0, 1, 2],
-              "cover_n": 400, "tree_ns": [144, 400], "tree_eps": [0.5, 0.25], "spr_n": 400, "spr_k": [8, 32, 128]},
+              "cover_n": 400, "tree_ns": [144, 400], "tree_eps": [0.5], "spr_n": 400, "spr_k": [8, 32, 128],
+              "buffer_n": 400, "buffer_eps": [0.5, 0.25]},
     "full": {"families": _FAMILIES, "ns": [256, 1024, 4096], "eps": [0.5, 0.25, 0.125, 0.0625],
              "seeds": [0, 1, 2], "cover_n": 1024, "tree_ns": [256, 1024], "tree_eps": [0.5, 0.25, 0.125],
-             "spr_n": 1024, "spr_k": [8, 32, 128, 512]},
+             "spr_n": 1024, "spr_k": [8, 32, 128, 512], "buffer_n": 1024, "buffer_eps": [0.5, 0.25, 0.125]},
 }
 MINOR_FREE_COPS = {"grid": 3, "delaunay": 3, "random_planar": 3, "3-tree": 3}
 
@@ -134,6 +139,12 @@ def run(config: dict, ctx) -> dict:
                 row["random_cover"] = _oracle_distortion(random_center_cover(adj, cover.n_trees, seed), dist, eps,
                                                          delta)
             rows.append(row)
+            if n == config.get("buffer_n") and eps in config.get("buffer_eps", []):
+                b_labels, b_cop = shortcut_partition(adj, eps, diameter=delta, radius_frac=0.125, buffer_frac=0.125)
+                row["buffered"] = partition_report(adj, b_labels, eps, delta, dist)
+                row["buffered"].update(max_cops=b_cop.max_cops, buffer_violations=buffer_violations(
+                    adj, b_cop, eps * delta / 8), plain_buffer_violations=buffer_violations(adj, cop_decomposition(
+                        adj, eps * delta / 8), eps * delta / 8), radius_ratio=b_cop.max_radius / (eps * delta))
             if n in config.get("tree_ns", []) and eps in config.get("tree_eps", []):
                 tree_rows.append({"family": family, "n": int(adj.shape[0]), "seed": seed, "eps": eps,
                                   **_tree_cover_row(adj, dist, eps, seed)})
@@ -150,9 +161,14 @@ def run(config: dict, ctx) -> dict:
                                                              "stretch_mean", "random_stretch_max",
                                                              "random_stretch_mean"))
     spr = _group(spr_rows, ("family", "k"), ("shortcut", "voronoi"))
+    buf_rows = [{"family": r["family"], "eps": r["eps"], "plain_hop_max": r["shortcut"]["hop_ratio_max"],
+                 **{k: float(v) for k, v in r["buffered"].items()}} for r in rows if "buffered" in r]
+    buffered = _group(buf_rows, ("family", "eps"), ("hop_ratio_max", "plain_hop_max", "strong_diam_ratio",
+                                                     "buffer_violations", "plain_buffer_violations", "max_cops",
+                                                     "radius_ratio"))
     ctx.save_figure(plot(rows, config), "shortcut_partitions.png")
     return {"rows": rows, "tree_rows": tree_rows, "spr_rows": spr_rows, "summary": summary,
-            "tree_cover": tree_cover, "spr": spr}
+            "tree_cover": tree_cover, "spr": spr, "buffered": buffered}
 
 
 def _group(rows, keys, fields):
@@ -263,9 +279,19 @@ def summarize(results: dict) -> str:
     sp_ = results["metrics"].get("spr", {})
     if sp_:
         parts.append(f"Steiner point removal at n={cfg['spr_n']} (minors validated, never shrink): distortion "
-                     "family/|T| shortcut-partition minor vs Voronoi contraction: " + "; ".join(
+                     "family/#T shortcut-partition minor vs Voronoi contraction: " + "; ".join(
                          f"{key} {v['shortcut'][0]:.2f}±{v['shortcut'][1]:.2f} vs "
                          f"{v['voronoi'][0]:.2f}±{v['voronoi'][1]:.2f}" for key, v in sp_.items()))
+    bf = results["metrics"].get("buffered", {})
+    if bf:
+        parts.append("buffered cop partition (reconstructed guess: expansion eps*Delta/8 + buffer "
+                     f"gamma=eps*Delta/8) at n={cfg['buffer_n']}: buffer violations "
+                     f"{max(v['buffer_violations'][0] for v in bf.values()):.0f} (plain decomposition at the same "
+                     "gamma "
+                     f"{max(v['plain_buffer_violations'][0] for v in bf.values()):.1f} max mean), max strong diam "
+                     f"{max(v['strong_diam_ratio'][0] for v in bf.values()):.2f} eps*Delta; max hop ratio buffered vs "
+                     "plain: " + "; ".join(f"{k} {v['hop_ratio_max'][0]:.1f} vs {v['plain_hop_max'][0]:.1f}"
+                                             for k, v in bf.items()))
     minor_free_ok = all(max(m[f]["max_cops_by_n"].values()) <= c for f, c in MINOR_FREE_COPS.items() if f in m)
     parts.append(f"cop lemma (<= 3 cops) holds on planar/treewidth-3: {'yes' if minor_free_ok else 'NO'}")
     if "expander" in m:
