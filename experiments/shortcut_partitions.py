@@ -27,9 +27,9 @@ At n = ``buffer_n`` the partition with the reconstructed buffer step (:mod:`geom
 eps*Delta/8, buffer gamma = eps*Delta/8) is measured beside the plain one: buffer-property violations (0 by
 construction; also counted for the plain decomposition at the same gamma), strong diameter, hop ratio.
 Deviations: the construction is reconstructed (buffer step a guess at the paper's rule; our constants:
-expansion radius and segment length eps*Delta/4); the paper's O(1)-size tree cover (here the count grows with the number of scales), its
-linear-space O(1)-query oracle and its SPR reduction are replaced by the simplest constructive versions named
-in those modules.
+expansion radius and segment length eps*Delta/4); the paper's O(1)-size tree cover (here the count grows
+with the number of scales), its linear-space O(1)-query oracle and its SPR reduction are replaced by the
+simplest constructive versions named in those modules.
 """
 from __future__ import annotations
 
