@@ -86,10 +86,13 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P15', 'Solving High-Dimensional PDEs with Latent Spectral Models',
           'generative/pde/', 'done'),
     Paper('P16', 'Shortcut Partitions in Minor-Free Graphs: Steiner Point Removal…',
-          'geometry/metric/', 'partial', 'no code: cop-decomposition shortcut partition reconstructed without the '
-          'buffer step (own constants eps*Delta/4); exact strong-diameter, hop-ratio and cop-lemma checks; tree cover '
-          'and oracle only as a single-scale cluster-centre version; multi-scale (1+eps) cover, linear oracle, Steiner '
-          'point removal missing'),
+          'geometry/metric/', 'partial', 'no code, body not readable, all reconstructed: cop-decomposition shortcut '
+          'partition (own constants eps*Delta/4), buffer step a guess (grab child-domain vertices within gamma of a '
+          'lost cop; buffer property checked exactly); exact strong-diameter, hop-ratio and cop-lemma checks; Steiner '
+          'point removal as scale-by-scale contraction through shortcut partitions (distortion measured, not proved; '
+          'ties the Voronoi baseline); multi-scale tree cover of ball-restricted cluster-centre trees coloured into '
+          'forests (proved 1+4eps stretch, but forest count exceeds n and grows with the number of scales: the O(1) '
+          'size is NOT reproduced) and its min-over-forests oracle (not linear-space O(1)-query)'),
     Paper('P17', 'Discovering Interpretable Directions in the Semantic Latent Space of…',
           'generative/diffusion/', 'done'),
     Paper('P18', 'Random Search as a Baseline for Sparse Neural Network Architecture…',

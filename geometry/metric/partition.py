@@ -55,17 +55,20 @@ def segment_skeleton(cop: CopDecomposition, length: float) -> np.ndarray:
 
 
 def shortcut_partition(adj: sp.csr_matrix, eps: float, *, diameter: float | None = None,
-                       radius_frac: float = 0.25, segment_frac: float = 0.25):
+                       radius_frac: float = 0.25, segment_frac: float = 0.25, buffer_frac: float = 0.0):
     """Reconstructed shortcut partition; returns ``(labels, cop)`` with clusters numbered 0..k-1.
 
-    ``diameter`` defaults to the exact graph diameter. Strong diameter <= 2(radius_frac + segment_frac)*eps*Delta.
+    ``diameter`` defaults to the exact graph diameter. Strong diameter <= 2(radius_frac + segment_frac)*eps*Delta
+    without a buffer; with ``buffer_frac`` > 0 (the reconstructed buffer step, gamma = buffer_frac*eps*Delta)
+    it is <= 2(segment_frac*eps*Delta + cop.max_radius).
     """
     eps = check_number("eps", eps, minimum=0.0, maximum=1.0, min_inclusive=False)
     radius_frac = check_number("radius_frac", radius_frac, minimum=0.0, min_inclusive=False)
     segment_frac = check_number("segment_frac", segment_frac, minimum=0.0, min_inclusive=False)
     delta = graph_diameter(adj) if diameter is None else check_number("diameter", diameter, minimum=0.0,
                                                                        min_inclusive=False)
-    cop = cop_decomposition(adj, radius_frac * eps * delta)
+    buffer_frac = check_number("buffer_frac", buffer_frac, minimum=0.0)
+    cop = cop_decomposition(adj, radius_frac * eps * delta, buffer_frac * eps * delta)
     seg = segment_skeleton(cop, segment_frac * eps * delta)
     labels = np.full(adj.shape[0], -1, dtype=np.int64)
     for s in range(cop.n_supernodes):

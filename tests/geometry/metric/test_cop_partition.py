@@ -192,3 +192,23 @@ def test_generator_and_adjacency_errors():
         k_tree(20, 3, window=0)
     with pytest.raises(ValueError, match="nodes"):
         as_adjacency(nx.Graph([("a", "b")]))
+
+
+@pytest.mark.parametrize("family,seed", [("grid", 11), ("delaunay", 12), ("3-tree", 13)])
+def test_buffer_step_enforces_the_buffer_property(family, seed):
+    from geometry.metric.cop import buffer_violations
+    adj, _ = make_graph(family, 100, seed)
+    delta = graph_diameter(adj)
+    radius, gamma = delta / 16, delta / 4
+    plain, buffered = cop_decomposition(adj, radius), cop_decomposition(adj, radius, gamma)
+    assert buffer_violations(adj, buffered, gamma) == 0
+    assert buffer_violations(adj, plain, gamma) > 0          # the plain decomposition does not have it
+    assert buffered.max_cops <= 3 and (buffered.supernode >= 0).all()
+    for s in range(buffered.n_supernodes):
+        assert is_connected_subset(adj, np.flatnonzero(buffered.supernode == s))
+    assert buffered.max_radius <= radius + 4 * gamma + 1e-9
+    labels, cop = shortcut_partition(adj, 0.5, diameter=delta, radius_frac=0.125, buffer_frac=0.125)
+    sd = strong_diameters(adj, labels)
+    assert np.isfinite(sd).all() and sd.max() <= 2 * (0.125 * 0.5 * delta + cop.max_radius) + 1e-9
+    with pytest.raises(ValueError, match="buffer"):
+        cop_decomposition(adj, radius, -1.0)
