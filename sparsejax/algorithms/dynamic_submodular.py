@@ -423,10 +423,22 @@ class _SieveRun:
         if e not in self.picks:
             return
         self.picks, self.state, self.value = [], self.f.empty(), 0.0
-        for x in self.order:
-            if len(self.picks) >= self.k:
+        rest = np.fromiter(self.order, np.int64, len(self.order))
+        while rest.size and len(self.picks) < self.k:
+            # Vectorised scan for the first element the sequential sieve would take; only the scanned prefix
+            # (up to and including the taken element) is charged, as the one-at-a-time sieve would evaluate.
+            gains = self.f.gains(self.state, rest)
+            thr = (self.v / 2 - self.value) / (self.k - len(self.picks))
+            hit = np.flatnonzero((gains > 0) & (gains >= thr))
+            if hit.size == 0:
                 break
-            self.insert(x)
+            i = int(hit[0])
+            self.f.calls -= rest.size - (i + 1)
+            e = int(rest[i])
+            self.picks.append(e)
+            self.state = self.f.add(self.state, e)
+            self.value += float(gains[i])
+            rest = rest[i + 1:]
 
 
 class SieveStreamingDynamic(_Dynamic):

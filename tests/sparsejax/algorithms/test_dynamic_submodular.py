@@ -222,3 +222,30 @@ def test_bad_input_names_the_argument():
         Coverage(np.array([1, 2]), np.array([0]))
     with pytest.raises(ValueError, match="elements must lie"):
         f.gains(f.empty(), [5])
+
+
+def test_sieve_rerun_charges_exactly_the_sequential_calls():
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        n, k = 9, 3
+        make = random_objective(rng, n)
+        alg = SieveStreamingDynamic(make(), k, EPS)
+        order = [int(e) for e in rng.permutation(n)]
+        for e in order:
+            alg.insert(e)
+        victim = alg.solution()[0][0]
+        order.remove(victim)
+        expected, ref = 0, make()
+        for run in alg.runs:
+            if victim in run.picks:
+                picks, state, value = [], ref.empty(), 0.0
+                for x in order:
+                    if len(picks) >= k:
+                        break
+                    g = float(ref.gains(state, [x])[0])
+                    expected += 1
+                    if g > 0 and g >= (run.v / 2 - value) / (k - len(picks)):
+                        picks, state, value = picks + [x], ref.add(state, x), value + g
+        alg.objective.reset_calls()
+        alg.delete(victim)
+        assert alg.objective.calls == expected
