@@ -423,22 +423,24 @@ class _SieveRun:
         if e not in self.picks:
             return
         self.picks, self.state, self.value = [], self.f.empty(), 0.0
-        rest = np.fromiter(self.order, np.int64, len(self.order))
-        while rest.size and len(self.picks) < self.k:
-            # Vectorised scan for the first element the sequential sieve would take; only the scanned prefix
-            # (up to and including the taken element) is charged, as the one-at-a-time sieve would evaluate.
-            gains = self.f.gains(self.state, rest)
+        rest, pos, chunk = np.fromiter(self.order, np.int64, len(self.order)), 0, 64
+        while pos < rest.size and len(self.picks) < self.k:
+            # Vectorised scan (in chunks) for the first element the sequential sieve would take; only the scanned
+            # prefix (up to and including the taken element) is charged, as the one-at-a-time sieve evaluates.
+            block = rest[pos:pos + chunk]
+            gains = self.f.gains(self.state, block)
             thr = (self.v / 2 - self.value) / (self.k - len(self.picks))
             hit = np.flatnonzero((gains > 0) & (gains >= thr))
             if hit.size == 0:
-                break
+                pos += block.size
+                continue
             i = int(hit[0])
-            self.f.calls -= rest.size - (i + 1)
-            e = int(rest[i])
+            self.f.calls -= block.size - (i + 1)
+            e = int(block[i])
             self.picks.append(e)
             self.state = self.f.add(self.state, e)
             self.value += float(gains[i])
-            rest = rest[i + 1:]
+            pos += i + 1
 
 
 class SieveStreamingDynamic(_Dynamic):
