@@ -69,7 +69,8 @@ import numpy as np
 
 from sparsejax.core.validation import check_int, check_number
 
-__all__ = ["DynamicSubmodular", "LattanziDynamic", "SieveStreamingDynamic", "RecomputeGreedy", "lazy_greedy", "opt_guesses",
+__all__ = ["DynamicSubmodular", "LattanziDynamic", "SieveStreamingDynamic", "RecomputeGreedy", "lazy_greedy",
+           "opt_guesses",
            "brute_force_opt"]
 
 

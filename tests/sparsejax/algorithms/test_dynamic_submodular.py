@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sparsejax.algorithms import (
-    Coverage, DynamicSubmodular, FacilityLocation, LattanziDynamic, RecomputeGreedy, SieveStreamingDynamic, brute_force_opt,
-    graph_coverage, lazy_greedy, opt_guesses,
+    Coverage, DynamicSubmodular, FacilityLocation, LattanziDynamic, RecomputeGreedy, SieveStreamingDynamic,
+    brute_force_opt, graph_coverage, lazy_greedy, opt_guesses,
 )
 
 EPS = 0.2
