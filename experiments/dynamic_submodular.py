@@ -10,7 +10,8 @@ delete a random live one, ``2n`` updates).
 Algorithms (:mod:`sparsejax.algorithms.dynamic_submodular`): the paper's algorithm (our reconstruction), the port of
 Lattanzi et al. 2020 it corrects, Sieve-Streaming (Badanidiyuru et al. 2014; insertion-only, the sieves that held
 a deleted element re-run from scratch on the surviving stream), recompute-greedy (lazy greedy after every update; its
-cost per update is the oracle calls of one recompute, measured at checkpoints) and a random subset of k live elements (trivial baseline).
+cost per update is the oracle calls of one recompute, measured at checkpoints) and a random subset of k live
+elements (trivial baseline).
 Oracle calls are counted by the objectives (one per marginal gain or value; the ``n`` singleton gains that fix the
 OPT-guess grid are excluded, and so are the calls of the invariant checks run at every checkpoint).
 Metrics: amortised oracle calls per update against n with the log-log slope (polylog: slope near 0; recompute: 1);
