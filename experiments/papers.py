@@ -148,7 +148,8 @@ PAPERS: tuple[Paper, ...] = (
           'sparsejax/algorithms/', 'partial', 'no official code, paper body unavailable: the level/rebuild rules '
           'are a reconstruction (cost O(k log n / eps), not polylog in k); Lattanzi et al. port, recompute-greedy '
           'and Sieve-Streaming baselines (sieve = Badanidiyuru et al. 2014 on the universe guess grid, sieves holding '
-          'a deleted element re-run from scratch on the surviving stream); the failure instance for Lattanzi et al. '
+          'a deleted element re-run from scratch on the surviving stream; cheapest on the random-order smoke streams, '
+          'but deterministic, so no adversarial-deletion stream was tried); the failure instance for Lattanzi et al. '
           'is missing (the abstract only says its analysis has gaps; paper body unavailable)'),
     Paper('P37', 'Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse…',
           'sparsejax/sae/', 'done', 'no official code: aux_zipf, the shared threshold inference rule and the '
