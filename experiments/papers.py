@@ -149,8 +149,11 @@ PAPERS: tuple[Paper, ...] = (
           'regression in JAX instead of the torch MLP; synthetic + sklearn diabetes data instead of ADULT'),
     Paper('P36', 'Dynamic Constrained Submodular Optimization with Polylogarithmic Update…',
           'sparsejax/algorithms/', 'partial', 'no official code, paper body unavailable: the level/rebuild rules '
-          'are a reconstruction (cost O(k log n / eps), not polylog in k); Lattanzi et al. port and recompute-greedy '
-          'baselines; Sieve-Streaming baseline and the failure instance for Lattanzi et al. missing'),
+          'are a reconstruction (cost O(k log n / eps), not polylog in k); Lattanzi et al. port, recompute-greedy '
+          'and Sieve-Streaming baselines (sieve = Badanidiyuru et al. 2014 on the universe guess grid, sieves holding '
+          'a deleted element re-run from scratch on the surviving stream; cheapest on the random-order smoke streams, '
+          'but deterministic, so no adversarial-deletion stream was tried); the failure instance for Lattanzi et al. '
+          'is missing (the abstract only says its analysis has gaps; paper body unavailable)'),
     Paper('P37', 'Adaptive Sparse Allocation with Mutual Choice & Feature Choice Sparse…',
           'sparsejax/sae/', 'done', 'no official code: aux_zipf, the shared threshold inference rule and the '
           'mean-ablation form of loss recovered are reconstructions; LM setting on a 2-layer grammar LM, not GPT-2'),

@@ -18,6 +18,7 @@ from sparsejax.algorithms.dynamic_submodular import (
     DynamicSubmodular,
     LattanziDynamic,
     RecomputeGreedy,
+    SieveStreamingDynamic,
     brute_force_opt,
     lazy_greedy,
     opt_guesses,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sparsejax.algorithms import (
-    Coverage, DynamicSubmodular, FacilityLocation, LattanziDynamic, RecomputeGreedy, brute_force_opt,
-    graph_coverage, lazy_greedy, opt_guesses,
+    Coverage, DynamicSubmodular, FacilityLocation, LattanziDynamic, RecomputeGreedy, SieveStreamingDynamic,
+    brute_force_opt, graph_coverage, lazy_greedy, opt_guesses,
 )
 
 EPS = 0.2
@@ -103,10 +103,58 @@ def test_dynamic_invariants_and_half_minus_eps_after_every_update():
     assert worst >= 0.5 - EPS
 
 
+def sieve_from_scratch(make, k, eps, stream):
+    """Sieve-Streaming run once on ``stream`` (insertion only), for the equivalence check."""
+    alg = SieveStreamingDynamic(make(), k, eps)
+    for e in stream:
+        alg.insert(e)
+    return alg
+
+
+def test_sieve_streaming_half_minus_eps_and_equals_a_rerun_after_every_update():
+    rng = np.random.default_rng(11)
+    worst = 1.0
+    for trial in range(30):
+        n, k = int(rng.integers(4, 10)), int(rng.integers(1, 4))
+        make = random_objective(rng, n)
+        ref, alg = make(), SieveStreamingDynamic(make(), k, EPS)
+        order = []
+        for op, e in random_stream(rng, n, 16):
+            getattr(alg, op)(e)
+            order.remove(e) if op == "delete" else order.append(e)
+            sol, value = alg.solution()
+            assert len(sol) <= k and set(sol) <= alg.live
+            assert value == pytest.approx(ref.value(sol))
+            opt = brute_force_opt(ref, sorted(alg.live), k)
+            # the sieve rule run with the guarantee's guess alone: f(S_v) >= v/2 for every v <= OPT
+            for run in alg.runs:
+                if run.v <= opt + 1e-12:
+                    assert run.value >= run.v / 2 - 1e-9
+            assert value >= (0.5 - EPS) * opt - 1e-9, (trial, op, e, value, opt)
+            worst = min(worst, value / opt if opt > 0 else 1.0)
+            fresh = sieve_from_scratch(make, k, EPS, order)
+            assert [r.picks for r in alg.runs] == [r.picks for r in fresh.runs]
+    assert worst >= 0.5 - EPS
+
+
+def test_sieve_streaming_counts_one_call_per_open_sieve_on_insertion():
+    rng = np.random.default_rng(3)
+    make = random_objective(rng, 8)
+    alg = SieveStreamingDynamic(make(), 2, EPS)
+    alg.objective.reset_calls()
+    open_runs = sum(len(r.picks) < 2 for r in alg.runs)
+    alg.insert(0)
+    assert alg.objective.calls == open_runs
+    with pytest.raises(ValueError, match="already live"):
+        alg.insert(0)
+    with pytest.raises(ValueError, match="not live"):
+        alg.delete(1)
+
+
 def test_deleting_everything_returns_the_empty_set():
     rng = np.random.default_rng(1)
     make = random_objective(rng, 9)
-    for cls in (DynamicSubmodular, LattanziDynamic):
+    for cls in (DynamicSubmodular, LattanziDynamic, SieveStreamingDynamic):
         alg = cls(make(), 3, EPS, seed=0)
         for e in rng.permutation(9):
             alg.insert(int(e))
@@ -174,3 +222,30 @@ def test_bad_input_names_the_argument():
         Coverage(np.array([1, 2]), np.array([0]))
     with pytest.raises(ValueError, match="elements must lie"):
         f.gains(f.empty(), [5])
+
+
+def test_sieve_rerun_charges_exactly_the_sequential_calls():
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        n, k = 9, 3
+        make = random_objective(rng, n)
+        alg = SieveStreamingDynamic(make(), k, EPS)
+        order = [int(e) for e in rng.permutation(n)]
+        for e in order:
+            alg.insert(e)
+        victim = alg.solution()[0][0]
+        order.remove(victim)
+        expected, ref = 0, make()
+        for run in alg.runs:
+            if victim in run.picks:
+                picks, state, value = [], ref.empty(), 0.0
+                for x in order:
+                    if len(picks) >= k:
+                        break
+                    g = float(ref.gains(state, [x])[0])
+                    expected += 1
+                    if g > 0 and g >= (run.v / 2 - value) / (k - len(picks)):
+                        picks, state, value = picks + [x], ref.add(state, x), value + g
+        alg.objective.reset_calls()
+        alg.delete(victim)
+        assert alg.objective.calls == expected
