@@ -11,8 +11,8 @@ symmetric contact matrix s_ij and centroid distances d_ij; the diffusion conduct
   by multi-source BFS inside the pore space (:func:`geometry.graphs.multi_source_dijkstra`); s_ij = number of
   shared voxel faces, d_ij = centroid distance.
 * balls (baseline): greedy maximal inscribed balls from the Euclidean distance transform (largest first, until
-  every pore voxel is covered); balls overlapping (|c_i - c_j| < r_i + r_j) are adjacent with s_ij = pi min(r)^2,
-  d_ij = |c_i - c_j| and V_i = 4/3 pi r^3 (the authors' sphere geometry, with its approximation error).
+  every pore voxel is covered); balls overlapping (``|c_i - c_j| < r_i + r_j``) are adjacent with s_ij = pi min(r)^2,
+  d_ij = ``|c_i - c_j|`` and V_i = 4/3 pi r^3 (the authors' sphere geometry, with its approximation error).
 
 Deviations: the paper's segmentation code is not public (regions ship precomputed), so the branch splitting is a
 reconstruction: no spur pruning; branch-point voxels are not seeds (they join the nearest branch); a region that

@@ -18,6 +18,12 @@ Defaults (author code, per the project brief): rho = 0.2, mu = 0.5, rho_m = 0.55
 v_dom = 9.6 per day; D = 100950 um^2/day = 175.3 voxel^2/day at 24 um voxels; k_ab = 1e-9 ug per voxel volume.
 Deviations: the authors solve the non-symmetric mass form I + L V^-1 with CG; we solve the SPD concentration form
 (same solution). The biology is the authors' explicit (forward Euler) per-node update; only diffusion is implicit.
+In ``Asynchronous_Transformation`` growth is capped by a test ``MB >= growth`` (else MB takes all the DOM), which
+reads like a typo for ``DOM >= growth``; we cap growth at the available DOM. The authors apply respiration to the
+biomass left after mortality (rho (1 - mu dt) MB dt); we take mortality and respiration from the same MB (the two
+agree to O(dt^2)). The authors put a biomass spot in the region with the nearest centroid; the experiment puts it in
+the node that holds its voxel. The parameter defaults come from the authors' C code as read for the project brief,
+not re-checked here (utils.py takes them as arguments).
 """
 from __future__ import annotations
 
