@@ -119,7 +119,7 @@ def run(config: dict, ctx) -> dict:
 
 def summarize(results: dict) -> str:
     parts = []
-    for key, s in results["summary"].items():
+    for key, s in results["metrics"]["summary"].items():
         if not parts:
             parts.append("nodes " + ", ".join(f"{m} {fmt_mean_std(s[m]['nodes'], 3)}" for m in METHODS))
         parts.append(f"{key}: voxel sim {fmt_mean_std(s['voxel']['sim_s'], 2)} s CO2 "

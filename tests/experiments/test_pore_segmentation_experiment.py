@@ -11,5 +11,5 @@ def test_pore_segmentation_tiny_run(tmp_path):
     assert s["voxel"]["max_err_pp"] == [0.0]
     assert s["skeleton"]["nodes"][0] < s["voxel"]["nodes"][0] and s["well-mixed"]["nodes"] == [1]
     assert max(max(s[m]["mass_drift"]) for m in pore_segmentation.METHODS) < 1e-10
-    text = pore_segmentation.summarize(out)
+    text = pore_segmentation.summarize({"metrics": out, "config": cfg})
     assert "|" not in text and "\n" not in text and "skeleton" in text
