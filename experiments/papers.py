@@ -142,7 +142,14 @@ PAPERS: tuple[Paper, ...] = (
           'sparsejax/regularizers/', 'done', 'masked L1 on BN scales checked against netslim/sparse.py; plain BN-CNN '
           'on digits (no ResNet), s far above the paper 5e-4, slimming mask by global fraction not 0.01'),
     Paper('P34', 'Segmentation of 3D pore space from CT images using curvilinear…',
-          'geometry/porous/', 'planned'),
+          'geometry/porous/', 'partial', 'segmentation code not public: skeleton (skimage Lee thinning) branch '
+          'split reconstructed (junctions removed, no spur pruning, geodesic BFS assignment, regions split into '
+          '6-connected parts); synthetic sphere-pack volumes instead of soil CT; authors\' kinetics/parameters, '
+          'explicit biology + implicit SPD diffusion (SuperLU/CG) instead of CG on the non-symmetric mass form; '
+          'greedy maximal balls baseline; no SGD-fitted diffusion weights. Smoke: ~70x fewer nodes than balls, '
+          '~140x fewer than voxels, ~250x faster simulation than voxels, but the curves are NOT close to the voxel '
+          'reference (worse than balls): with the split biology step a node eats only its own DOM per step, so '
+          'results depend on node size and dt (voxel reference not converged in dt)'),
     Paper('P35', 'Demystifying Local and Global Fairness Trade-offs in Federated Learning…',
           'sparsejax/algorithms/', 'done',
           'BROJA PID and AGLFOP solved exactly with cvxpy/Clarabel (official: dit + SLSQP); FedAvg logistic '

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 API_PAGES = ["core", "structured", "quant", "kernels", "pruning", "train", "data", "nn", "llm", "moe", "sae", "regularizers", "nas",
              "algorithms", "sketch", "recovery", "retrieval", "graphs", "clustering", "lipschitz", "compat", "metric",
-             "ponita", "lie", "spe", "ot", "lightsb", "pde", "diffusion", "reconstruction"]
+             "porous", "ponita", "lie", "spe", "ot", "lightsb", "pde", "diffusion", "reconstruction"]
 
 
 def _helpers():
