@@ -4,9 +4,17 @@ from generative.reconstruction.fields import (
     LATTICES, PRIMES, apply_field, cube_vertices, encode, hash_grid_encode, hash_index, init_field, init_tables,
     level_resolutions, param_count, simplex_encode, simplex_vertices, skew, vertices_touched,
 )
+from generative.reconstruction.phantoms import (
+    ellipsoid_mask, phantom_batch, random_cylinder_phantom, random_ellipsoid_phantom,
+)
+from generative.reconstruction.tomography import (
+    ParallelBeam, default_n_det, fbp, radon, radon_adjoint, ramp_filter, view_angles,
+)
 
 __all__ = [
     "LATTICES", "PLANES", "PRIMES", "apply_field", "cube_vertices", "encode", "hash_grid_encode", "hash_index", "init_field",
     "init_tables", "level_resolutions", "param_count", "simplex_encode", "simplex_vertices", "skew",
     "vertices_touched", "psnr", "ssim", "volume_metrics",
+    "ellipsoid_mask", "phantom_batch", "random_cylinder_phantom", "random_ellipsoid_phantom",
+    "ParallelBeam", "default_n_det", "fbp", "radon", "radon_adjoint", "ramp_filter", "view_angles",
 ]
