@@ -11,7 +11,9 @@ offline). For each r the TL stack keeps every r-th z-slice, is nearest-upsampled
 
 Both nets: MSE, Adam (official lr 4e-4 is for 2000 epochs; here ``lr``), full-volume batches, random flips
 omitted. Metrics on held-out cells: R^2 (pooled over voxels), PSNR (:func:`generative.reconstruction.metrics.psnr`
-with data range 1), forward FLOPs by XLA's cost analysis, parameters. Seeds give mean ± std.
+with data range 1), forward FLOPs by XLA's cost analysis, parameters. Seeds give mean ± std; the smoke preset
+(8x16x16 cells, width 4, 150 steps) has ONE seed on a shared 2-core CPU, so R^2 gaps of a few hundredths there
+are within run-to-run noise; the full preset (32x64x64, 3 seeds) has not been run.
 """
 from __future__ import annotations
 
@@ -108,11 +110,16 @@ def _claims(table, ratios) -> dict:
 
 
 def summarize(results: dict) -> str:
+    """One README cell from a record (``results["metrics"]``) or from run()'s dict."""
+    cfg = results.get("config", {})
+    results = results.get("metrics", results)
     t, c = results["table"], results["claims"]
-    parts = []
+    parts = [f"synthetic cells {'x'.join(map(str, cfg.get('shape', [])))}, width {cfg.get('width')}, "
+             f"{cfg.get('steps')} steps, {len(cfg.get('seeds', []))} seed(s)"] if cfg else []
     for r in t["sparsessp"]:
         parts.append(f"r={r}: R2 SSP {fmt_mean_std(t['sparsessp'][r]['r2'], 2)} vs 3D {fmt_mean_std(t['unet3d'][r]['r2'], 2)}, "
                      f"PSNR {fmt_mean_std(t['sparsessp'][r]['psnr'], 3)} vs {fmt_mean_std(t['unet3d'][r]['psnr'], 3)}")
-    parts.append(f"mean baseline R2 {fmt_mean_std(results['baseline']['r2'], 2)}")
+    parts.append(f"mean baseline R2 {fmt_mean_std(results['baseline']['r2'], 2)}, "
+                 f"PSNR {fmt_mean_std(results['baseline']['psnr'], 3)}")
     parts.append(f"SSP/3D FLOPs {c['flops_ratio_ssp_over_unet']:.2f}, params {c['params_ratio_ssp_over_unet']:.2f}")
     return cell(*parts)
