@@ -11,9 +11,9 @@ offline). For each r the TL stack keeps every r-th z-slice, is nearest-upsampled
 
 Both nets: MSE, Adam (official lr 4e-4 is for 2000 epochs; here ``lr``), full-volume batches, random flips
 omitted. Metrics on held-out cells: R^2 (pooled over voxels), PSNR (:func:`generative.reconstruction.metrics.psnr`
-with data range 1), forward FLOPs by XLA's cost analysis, parameters. Seeds give mean ± std; the smoke preset
-(8x16x16 cells, width 4, 150 steps) has ONE seed on a shared 2-core CPU, so R^2 gaps of a few hundredths there
-are within run-to-run noise; the full preset (32x64x64, 3 seeds) has not been run.
+with data range 1), forward FLOPs by XLA's cost analysis, parameters. Seeds give mean ± std (3 seeds; the smoke
+preset is tiny: 8x16x16 cells, width 4, 150 steps, shared 2-core CPU, about 15 min); the full preset (32x64x64)
+has not been run.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ CLAIM = ("a 3D-encoder / 2D-decoder network (depth folded into channels) predict
 
 PRESETS = {
     "smoke": {"shape": [8, 16, 16], "n_train": 48, "n_test": 8, "ratios": [1, 2, 8], "width": 4, "levels": 2,
-              "steps": 150, "batch": 4, "lr": 3e-3, "seeds": [0]},
+              "steps": 150, "batch": 4, "lr": 3e-3, "seeds": [0, 1, 2]},
     "full": {"shape": [32, 64, 64], "n_train": 200, "n_test": 20, "ratios": [1, 2, 4, 8], "width": 16,
              "levels": 3, "steps": 3000, "batch": 4, "lr": 1e-3, "seeds": [0, 1, 2]},
 }
