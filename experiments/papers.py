@@ -169,7 +169,10 @@ PAPERS: tuple[Paper, ...] = (
           'sparsejax/sae/', 'done', 'no official code: aux_zipf, the shared threshold inference rule and the '
           'mean-ablation form of loss recovered are reconstructions; LM setting on a 2-layer grammar LM, not GPT-2'),
     Paper('P38', 'SparseSSP: 3D Subcellular Structure Prediction from Sparse-View…',
-          'generative/reconstruction/', 'planned'),
+          'generative/reconstruction/', 'partial',
+          '3e2d topology (nearest z-upsampling, 3D encoder, depth->channel fold with 2D gates, 2D decoder, unfold) '
+          'checked against JintuZheng/SparseSSP; single task (no RepMode MoDE experts), plain conv blocks; '
+          'synthetic cells with a Gaussian optical model stand in for AllenCell; 3D U-Net baseline at equal width'),
     Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',
           'sparsejax/pruning/', 'done', 'optax wrapper checked against microsoft/only_train_once (5 criteria x 0.2, '
           'linear shrink per period); CRIC condensed (loss probes on fixed batches) and it collapsed the MLP in smoke; '
