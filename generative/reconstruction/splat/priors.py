@@ -55,7 +55,7 @@ def photometric_loss(pred: jax.Array, gt: jax.Array) -> jax.Array:
 def pearson(a: jax.Array, b: jax.Array, eps: float = 1e-6) -> jax.Array:
     """Pearson correlation of two arrays (flattened)."""
     a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
-    return (a * b).sum() / (jnp.sqrt((a * a).sum() * (b * b).sum()) + eps)
+    return (a * b).sum() / jnp.sqrt((a * a).sum() * (b * b).sum() + eps)
 
 
 def depth_prior_loss(depth: jax.Array, prior: jax.Array, patch: int = 8) -> jax.Array:
@@ -75,7 +75,7 @@ def normal_prior_loss(normals: jax.Array, prior: jax.Array, mask: jax.Array) -> 
     m = mask.astype(normals.dtype)
     denom = jnp.maximum(m.sum(), 1.0)
     l1 = (jnp.abs(normals - prior).sum(-1) * m).sum() / denom
-    nn_ = normals / (jnp.linalg.norm(normals, axis=-1, keepdims=True) + 1e-6)
+    nn_ = normals / jnp.sqrt((normals * normals).sum(-1, keepdims=True) + 1e-12)
     cos = ((nn_ * prior).sum(-1) * m).sum() / denom
     return LAMBDA_NORMAL_L1 * l1 + LAMBDA_NORMAL_COS * (1 - cos)
 

@@ -65,8 +65,9 @@ def repair(repairer: dict, images, key, *, strength: float = 0.2, num_steps: int
     B = x0.shape[0]
     x = q_sample(sched, x0, jnp.full((B,), t0), jax.random.normal(key, x0.shape))
     ab = sched.alpha_bars
+    apply = jax.jit(model.apply)
     for i, t in enumerate(ts):
-        eps, _ = model.apply(params, x, jnp.full((B,), int(t)))
+        eps, _ = apply(params, x, jnp.full((B,), int(t)))
         x0p = jnp.clip((x - jnp.sqrt(1 - ab[t]) * eps) / jnp.sqrt(ab[t]), -1, 1)
         ap = ab[ts[i + 1]] if i + 1 < len(ts) else 1.0
         x = jnp.sqrt(ap) * x0p + jnp.sqrt(1 - ap) * eps
