@@ -1,4 +1,5 @@
 """`--record` (results/NAME/PRESET.json) and `report` (the generated README paper table)."""
+import dataclasses
 import json
 import types
 
@@ -101,9 +102,17 @@ def test_report_generates_rows_from_records_and_check_detects_staleness(tmp_path
     assert p4[6] == "Sparse nets match dense ones (P4)<br>N:M decay beats SR-STE (P7) |"
     p7 = rows["P7"].split(" | ")
     assert p7[5] == "no recorded result" and p7[3] == "`other_exp`"
-    planned = next(p.id for p in papers.PAPERS if p.status == "planned")
-    assert rows[planned].split(" | ")[5] == "—"  # planned, no experiment
+    assert rows["P1"].split(" | ")[5] == "no recorded result"  # landed, but no experiment among these modules
     assert runner.report(readme, results_dir, check=True, modules=modules) == 0
+
+
+def test_planned_paper_without_experiment_shows_a_dash(tmp_path, fake, monkeypatch):
+    planned = dataclasses.replace(papers.PAPERS[0], status="planned")
+    monkeypatch.setattr(papers, "PAPERS", (planned,) + papers.PAPERS[1:])
+    readme = _readme(tmp_path)
+    assert runner.report(readme, tmp_path / "results", modules={"fake_exp": fake}) == 0
+    row = next(line for line in readme.read_text().splitlines() if line.startswith(f"| {planned.id} |"))
+    assert row.split(" | ")[5] == "—"
 
 
 def test_report_refuses_bad_contract_and_missing_markers(tmp_path, fake):
