@@ -192,22 +192,24 @@ def dynamic_sparse(inner: optax.GradientTransformation, mask, *, grow: str, upda
                 lambda m, u, p: u if m is None else jnp.where(m, u, -p.astype(u.dtype)),
                 new_mask, updates, params, is_leaf=is_none)
 
-        # Only the drop/grow runs inside ``lax.cond``; the masked optimizer step runs outside it on every
-        # step (fused with the gradient like a plain masked step) and, with ``skip_step``, is discarded on
-        # update steps by an exact select. A cond around the whole optimizer step made every regular step
-        # pay for the branch's copies of params and optimizer state.
-        updates, inner_state = masked_update(inner, state.mask, grads, state.inner_state, params)
-        if skip_step:  # RigL / jaxpruner: no optimizer step, only the connectivity change
-            new_mask = jax.lax.cond(is_update, new_mask_of, lambda w: state.mask, params)
-            updates = jax.tree_util.tree_map(lambda u: jnp.where(is_update, jnp.zeros_like(u), u), updates)
-            inner_state = jax.tree_util.tree_map(lambda old, new: jnp.where(is_update, old, new),
-                                                 state.inner_state, inner_state)
-        else:
-            new_mask = jax.lax.cond(is_update, new_mask_of, lambda w: state.mask,
-                                    optax.apply_updates(params, updates))
-        updates = zero_pruned(new_mask, updates)  # unchanged on regular steps (the update is already masked)
-        if reset_state:  # nothing is grown on regular steps: the reset is then the identity
-            inner_state = reset_on_grown(inner, inner_state, grown_of(new_mask))
+        def reconnect(_):
+            if skip_step:  # RigL / jaxpruner: no optimizer step, only the connectivity change
+                new_mask = new_mask_of(params)
+                updates = zero_pruned(new_mask, jax.tree_util.tree_map(jnp.zeros_like, params))
+                inner_state = state.inner_state
+            else:
+                updates, inner_state = masked_update(inner, state.mask, grads, state.inner_state, params)
+                new_mask = new_mask_of(optax.apply_updates(params, updates))
+                updates = zero_pruned(new_mask, updates)
+            if reset_state:
+                inner_state = reset_on_grown(inner, inner_state, grown_of(new_mask))
+            return updates, new_mask, inner_state
+
+        def regular(_):
+            updates, inner_state = masked_update(inner, state.mask, grads, state.inner_state, params)
+            return updates, state.mask, inner_state
+
+        updates, new_mask, inner_state = jax.lax.cond(is_update, reconnect, regular, None)
         return updates, DSTState(t + 1, new_mask, key, inner_state)
 
     return optax.GradientTransformation(init_fn, update_fn)
