@@ -84,12 +84,30 @@ def _order_keys(flat: jax.Array) -> jax.Array:
 
 
 def _kth_largest_key(keys: jax.Array, k: jax.Array) -> jax.Array:
-    """The ``k``-th largest of ``keys`` (``1 <= k <= keys.size``), fixed bit by bit from the top."""
-    def fix_bit(i, prefix):
-        candidate = prefix | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
-        return jnp.where(jnp.sum(keys >= candidate, dtype=jnp.int32) >= k, candidate, prefix)
+    """The ``k``-th largest of ``keys`` (``1 <= k <= keys.size``), fixed bit by bit from the top.
 
-    return jax.lax.fori_loop(0, 32, fix_bit, jnp.uint32(0))
+    The 32 counting passes are unrolled (not a ``fori_loop``): on CPU the loop's per-iteration
+    overhead cost more than the passes themselves."""
+    prefix = jnp.uint32(0)
+    for i in range(32):
+        candidate = prefix | jnp.uint32(1 << (31 - i))
+        prefix = jnp.where(jnp.sum(keys >= candidate, dtype=jnp.int32) >= k, candidate, prefix)
+    return prefix
+
+
+def _first_true(flags: jax.Array, count: jax.Array) -> jax.Array:
+    """The first ``count`` ``True`` entries of the 1-D ``flags`` (``1 <= count <= sum(flags)``), in
+    index order: the same mask as ``flags & (cumsum(flags) <= count)``, found by a bitwise search for
+    the index of the ``count``-th ``True`` entry (``ceil(log2(size))`` counting passes; XLA's CPU
+    cumsum costs more than all of them)."""
+    n = flags.size
+    idx = jnp.arange(n, dtype=jnp.int32)
+    last = jnp.int32(0)  # the largest index with fewer than ``count`` True entries before it
+    for b in reversed(range(max(int(n - 1).bit_length(), 1))):
+        candidate = last | jnp.int32(1 << b)
+        before = jnp.sum(flags & (idx < candidate), dtype=jnp.int32)
+        last = jnp.where((candidate < n) & (before < count), candidate, last)
+    return flags & (idx <= last)
 
 
 def top_k_mask(scores: jax.Array, k) -> jax.Array:
@@ -121,7 +139,10 @@ def top_k_mask(scores: jax.Array, k) -> jax.Array:
     above = keys > threshold
     ties = keys == threshold
     room = kk - jnp.sum(above, dtype=jnp.int32)
-    keep = (above | (ties & (jnp.cumsum(ties, dtype=jnp.int32) <= room))) & (kk > 0)
+    n_ties = jnp.sum(ties, dtype=jnp.int32)
+    # every tie is kept unless more tie than there is room for (then the first ``room`` by index)
+    tied = jax.lax.cond(n_ties <= room, lambda t, r: t, lambda t, r: _first_true(t, jnp.maximum(r, 1)), ties, room)
+    keep = (above | tied) & (kk > 0)
     return keep.reshape(scores.shape)
 
 

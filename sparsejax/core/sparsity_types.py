@@ -46,6 +46,15 @@ def ranks_last(x: jax.Array) -> jax.Array:
     return jnp.argsort(order, axis=-1, stable=True)
 
 
+def _ranks_along(x: jax.Array, axis: int) -> jax.Array:
+    """:func:`ranks_last` (pairwise form) along a short ``axis`` without moving it last: the same ranks,
+    with no transpose of the operand (a moved axis made XLA pick a transposed layout for the whole mask)."""
+    m = x.shape[axis]
+    xi, xj = jnp.expand_dims(x, axis + 1), jnp.expand_dims(x, axis)  # i on ``axis``, j on ``axis + 1``
+    earlier = (jnp.arange(m)[None, :] < jnp.arange(m)[:, None]).reshape((m, m) + (1,) * (x.ndim - axis - 1))
+    return jnp.sum((xj > xi) | ((xj == xi) & earlier), axis=axis + 1, dtype=jnp.int32)
+
+
 def _top_k_rows(scores: jax.Array, k) -> jax.Array:
     """Top ``k`` (scalar or per-row, broadcast against ``scores[..., :1]``) along the last axis."""
     return ranks_last(scores) < jnp.asarray(k)[..., None] if jnp.ndim(k) else ranks_last(scores) < k
@@ -187,6 +196,19 @@ class NByM(SparsityType):
         from sparsejax.core.masks import keep_count
 
         return jnp.clip(keep_count(density, self.m), self.n, self.m)
+
+    def mask(self, score, density, current=None):
+        if self.m > 32:
+            return super().mask(score, density, current)
+        self.check(score.shape)  # groups ranked in place (no moveaxis): the same mask as the unit view
+        shape = tuple(score.shape)
+        a = self.axis % len(shape)
+        s = score.astype(jnp.float32)
+        if current is not None:
+            s = jnp.where(current, s, -jnp.inf)
+        groups = s.reshape(shape[:a] + (shape[a] // self.m, self.m) + shape[a + 1:])
+        keep = _ranks_along(groups, a + 1) < self.row_count(density, self.m)
+        return keep.reshape(shape)
 
     def holds(self, mask):
         m = jnp.asarray(mask, bool)
