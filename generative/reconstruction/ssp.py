@@ -26,6 +26,10 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+import sklearn.metrics
+
+from generative.reconstruction.fields import param_count  # re-exported: one pytree parameter count per package
 
 
 def keep_slices(volume, r: int, axis: int = 1):
@@ -140,11 +144,6 @@ class UNet3D(nn.Module):
         return nn.Conv(self.out_channels, (3, 3, 3))(z)
 
 
-def param_count(params) -> int:
-    """Number of scalar parameters in a pytree."""
-    return int(sum(p.size for p in jax.tree_util.tree_leaves(params)))
-
-
 def forward_flops(model: nn.Module, params, x) -> float:
     """FLOPs of one jit-compiled forward pass by XLA's ``cost_analysis`` (NaN when the backend gives none)."""
     cost = jax.jit(model.apply).lower(params, x).compile().cost_analysis()
@@ -154,9 +153,8 @@ def forward_flops(model: nn.Module, params, x) -> float:
 
 
 def r2_score(pred, target) -> float:
-    """Coefficient of determination ``1 - SSE/SST`` over all voxels (SST about the target's own mean)."""
-    pred, target = jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32)
+    """Coefficient of determination ``1 - SSE/SST`` over all voxels (scikit-learn's, on the flattened volumes)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {pred.shape} differs from target shape {target.shape}")
-    sst = jnp.sum((target - target.mean()) ** 2)
-    return float(1.0 - jnp.sum((pred - target) ** 2) / jnp.maximum(sst, 1e-12))
+    return float(sklearn.metrics.r2_score(target.ravel(), pred.ravel()))
