@@ -28,6 +28,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
@@ -141,8 +142,26 @@ def run(config: dict, ctx) -> dict:
             summary[f"{family}_{n_views}"] = {
                 arm: {m: {"mean": float(np.mean([r[arm][m] for r in sel])), "std": float(np.std([r[arm][m] for r in sel])),
                           "n": len(sel)} for m in sel[0][arm]} for arm in ARMS}
+    ctx.save_figure(plot(summary), "diffusion_mbir.png")
     return {"prior_train_loss": train_loss, "prior_heldout_loss": val_loss, "rows": rows, "summary": summary,
             "seconds": time.time() - t0}
+
+
+def plot(summary: dict):
+    """Whole-volume PSNR and sagittal SSIM (mean and std over test volumes) of every arm, per family and view count."""
+    keys = list(summary)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    width = 0.8 / len(ARMS)
+    for ax, metric in zip(axes, ("psnr", "ssim_sagittal")):
+        for j, arm in enumerate(ARMS):
+            stats = [summary[k][arm].get(metric, {"mean": np.nan, "std": np.nan}) for k in keys]
+            ax.bar(np.arange(len(keys)) + j * width, [st["mean"] for st in stats], width,
+                   yerr=[st["std"] for st in stats], capsize=2, label=arm)
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, [k.replace("_", ", ") + " views" for k in keys])
+        ax.set_ylabel({"psnr": "PSNR (dB)", "ssim_sagittal": "sagittal SSIM"}[metric])
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def summarize(record: dict) -> str:

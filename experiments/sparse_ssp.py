@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
@@ -96,9 +97,28 @@ def run(config: dict, ctx) -> dict:
     bar.close()
     table = {name: {r: {k: [x[k] for x in v] for k in ("r2", "psnr", "flops", "params", "slices_kept")}
                     for r, v in per.items()} for name, per in rows.items()}
+    ctx.save_figure(plot(table, baseline), "sparse_ssp.png")
     return {"table": table, "baseline": baseline, "curves": {n: {r: [x["loss_curve"] for x in v] for r, v in p.items()}
                                                              for n, p in rows.items()},
             "claims": _claims(table, config["ratios"])}
+
+
+def plot(table: dict, baseline: dict):
+    """R^2 and PSNR (mean and std over seeds) against the slice-keep ratio r, with the mean predictor."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key in zip(axes, ("r2", "psnr")):
+        for name, per in table.items():
+            ratios = sorted(per, key=int)
+            vals = [np.asarray(per[r][key]) for r in ratios]
+            ax.errorbar([int(r) for r in ratios], [v.mean() for v in vals], yerr=[v.std() for v in vals],
+                        marker="o", capsize=3, label=name)
+        ax.axhline(np.mean(baseline[key]), color="grey", ls="--", label="mean predictor")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("slice-keep ratio r (every r-th z-slice acquired)")
+        ax.set_ylabel({"r2": "R$^2$", "psnr": "PSNR (dB)"}[key])
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def _claims(table, ratios) -> dict:

@@ -27,6 +27,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
@@ -215,8 +216,24 @@ def run(config: dict, ctx) -> dict:
     for prev, cur in zip(VARIANTS[:-1], VARIANTS[1:]):
         d = np.asarray(summary[cur]["psnr"]) - np.asarray(summary[prev]["psnr"])
         gains[cur] = {"dpsnr_mean": float(d.mean()), "dpsnr_std": float(d.std()), "helps": bool(d.mean() > d.std())}
+    ctx.save_figure(plot(summary, baseline), "sparse_view_splatting.png")
     return {"variants": summary, "baseline": baseline, "gains": gains, "ddpm_final_loss": ddpm_loss,
             "claims": {"each_prior_helps": all(g["helps"] for g in gains.values())}}
+
+
+def plot(summary: dict, baseline: dict):
+    """Novel-view PSNR and SSIM (mean and std over seeds) of each cumulative variant, with the mean-colour image."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    names = list(summary)
+    for ax, key in zip(axes, ("psnr", "ssim")):
+        vals = [np.asarray(summary[v][key]) for v in names]
+        ax.bar(names, [v.mean() for v in vals], yerr=[v.std() for v in vals], capsize=3)
+        ax.axhline(np.mean(baseline[key]), color="grey", ls="--", label="mean-colour image")
+        ax.set_ylabel({"psnr": "novel-view PSNR (dB)", "ssim": "novel-view SSIM"}[key])
+        ax.tick_params(axis="x", labelrotation=20)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def summarize(results: dict) -> str:
