@@ -43,6 +43,7 @@ import optax
 
 from experiments._stats import cell, fmt_mean_std, is_finite, mean_std
 from geometry.lie import AffineGCNN, group_layer_norm, sample_affnist_transforms, warp_image
+from sparsejax.core import param_count
 from sparsejax.data import batch_indices, load_digits, num_batches
 from sparsejax.train import LoopCheckpointer, TrainState
 from sparsejax.train.divergence import check_finite_loss
@@ -89,11 +90,6 @@ def transformed_test_set(key, x: np.ndarray, magnitude: float, repeats: int) -> 
                            for i in range(0, len(xs), 256)])
 
 
-def count_params(params) -> int:
-    """Number of scalars in a parameter pytree."""
-    return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
-
-
 class GlobalPoolCNN(nn.Module):
     """The ``AffineGCNN`` architecture with the trivial group: conv (stride ``lift_stride``) ->
     whole-map LayerNorm -> GELU -> max pool, then convs separated by max pools, global max pooling
@@ -131,7 +127,7 @@ def build_model(name: str, config: dict, target_params: int | None, x0, key):
     if name != "cnn":
         raise ValueError(f"unknown model {name!r}; valid: {MODELS}")
     depth = len(config["channels"])
-    counts = {c: count_params(jax.eval_shape(GlobalPoolCNN(10, (c,) * depth).init, key, x0)) for c in range(2, 65)}
+    counts = {c: param_count(jax.eval_shape(GlobalPoolCNN(10, (c,) * depth).init, key, x0)) for c in range(2, 65)}
     width = min(counts, key=lambda c: abs(counts[c] - (target_params or counts[8])))
     model = GlobalPoolCNN(10, (width,) * depth)
     return (lambda p, x, k: model.apply(p, x)), model.init(key, x0)
@@ -233,7 +229,7 @@ def run(config: dict, ctx) -> dict:
         k_samples, k_init, k_eval = jax.random.split(jax.random.fold_in(k_run, seed), 3)
         for name in order:
             apply_fn, params = build_model(name, config, target, x0, k_init)
-            n_params = count_params(params)
+            n_params = param_count(params)
             if name in EQUIVARIANT and target is None:
                 target = n_params
             if name not in cache:

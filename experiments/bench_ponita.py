@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments._stats import cell
-from geometry.ponita import count_params, make_model
+from geometry.ponita import make_model
+from sparsejax.core import param_count
 from sparsejax.timing import time_per_call
 
 PAPERS = ("P2",)
@@ -64,7 +65,7 @@ def run(config: dict, ctx) -> dict:
 
         fwd = jax.jit(lambda p, model=model: model.apply(p, pos, mask, scal, vec)).lower(params).compile()
         bwd = jax.jit(jax.grad(loss)).lower(params).compile()
-        rows.append({"model": label, "params": count_params(params),
+        rows.append({"model": label, "params": param_count(params),
                      "forward_ms": 1e3 * time_per_call(fwd, params, repeats=config["repeats"]),
                      "fwd_bwd_ms": 1e3 * time_per_call(bwd, params, repeats=config["repeats"]),
                      "forward_gflop": _gflop(fwd), "fwd_bwd_gflop": _gflop(bwd)})

@@ -33,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from generative.pde import (FNO, LSM, UNet, burgers_dataset, cached, count_params, darcy_dataset,
+from generative.pde import (FNO, LSM, UNet, burgers_dataset, cached, darcy_dataset,
                             navier_stokes_dataset, relative_l2)
+from sparsejax.core import param_count
 from sparsejax.data import batch_indices
 from sparsejax.train import LoopCheckpointer, TrainState, make_train_step
 from sparsejax.train.divergence import check_finite_loss
@@ -205,7 +206,7 @@ def train_and_evaluate(task: Task, model, config: dict, key: jax.Array, ctx, tag
     rel_l2 = _evaluate(predict, state.params, task.x_test, task.y_test, config["eval_batch"])
     return {
         "rel_l2": rel_l2,
-        "params": count_params(state.params),
+        "params": param_count(state.params),
         "time_per_step_ms": 1e3 * t_timed / timed if timed else None,
         "final_train_loss": float(np.mean(history[-10:])) if config["steps"] else None,
         "prediction": np.asarray(predict(state.params, task.x_test[:1]))[0],

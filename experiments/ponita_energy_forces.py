@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments._stats import cell, fmt_mean_std, is_finite
-from geometry.ponita import (PointCloudBatch, calibrate, count_params, energy_and_forces, equivariance_error,
+from geometry.ponita import (PointCloudBatch, calibrate, energy_and_forces, equivariance_error,
                              grid_averaged_apply, make_model)
 from geometry.ponita.data import lennard_jones_dataset
 from geometry.ponita.training import fit, random_rotations
+from sparsejax.core import param_count
 from sparsejax.timing import time_per_call
 
 PAPERS = ("P2",)
@@ -119,7 +120,7 @@ def run(config: dict, ctx) -> dict:
             f_err.append(np.abs(np.asarray(f) - test["forces"][i : i + 100]).reshape(-1))
         batch = {k: jnp.asarray(v[:bs]) for k, v in train.items()}
         grad_step = jax.jit(jax.grad(lambda p: loss_fn(p, batch, key)))
-        row = {"model": name, "label": LABELS[name], "params": count_params(params),
+        row = {"model": name, "label": LABELS[name], "params": param_count(params),
                "energy_mae": float(np.concatenate(e_err).mean()), "force_mae": float(np.concatenate(f_err).mean()),
                "train_ms_per_batch": 1e3 * time_per_call(grad_step, params),
                "infer_ms_per_batch": 1e3 * time_per_call(pred, params, batch["pos"])}

@@ -22,9 +22,10 @@ import numpy as np
 import optax
 
 from experiments._stats import cell, fmt_mean_std, is_finite
-from geometry.ponita import PointCloudBatch, calibrate, count_params, equivariance_error, make_model
+from geometry.ponita import PointCloudBatch, calibrate, equivariance_error, make_model
 from geometry.ponita.data import simulate_charged_nbody
 from geometry.ponita.training import fit, random_rotations
+from sparsejax.core import param_count
 from sparsejax.timing import time_per_call
 
 PAPERS = ("P2",)
@@ -151,7 +152,7 @@ def run(config: dict, ctx) -> dict:
             equiv = equivariance_error(model, params, equiv_batch, ekey, config["equiv_rotations"])
             row = {
                 "model": name, "label": LABELS[name], "seed": seed,
-                "params": count_params(params),
+                "params": param_count(params),
                 "val_mse": mse(model, params, splits["val"]) if config["n_val"] else None,
                 "test_mse": mse(model, params, test),
                 "train_ms_per_batch": 1e3 * time_per_call(train_step, params, opt_state, example),

@@ -25,9 +25,10 @@ import optax
 from scipy import ndimage
 
 from experiments._stats import cell, is_finite
-from geometry.ponita import PointCloudBatch, Ponita, calibrate, count_params, equivariance_error, masked_node_sum
+from geometry.ponita import PointCloudBatch, Ponita, calibrate, equivariance_error, masked_node_sum
 from geometry.ponita.data import digits_point_clouds, rotate_2d
 from geometry.ponita.training import fit
+from sparsejax.core import param_count
 from sparsejax.data import load_digits
 from sparsejax.nn import CNN
 from sparsejax.timing import time_per_call
@@ -132,7 +133,7 @@ def run(config: dict, ctx) -> dict:
             return float(np.mean(np.concatenate(preds) == y_test))
 
         first = {k: jnp.asarray(v[:64]) for k, v in upright.items()}
-        row = {"model": name, "params": count_params(params), "upright_acc": accuracy(upright),
+        row = {"model": name, "params": param_count(params), "upright_acc": accuracy(upright),
                "rotated_acc": accuracy(rot), "infer_ms_per_64": 1e3 * time_per_call(predict, params, first)}
         if name == "ponita":
             n_eq = config["equiv_clouds"]

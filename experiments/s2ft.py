@@ -34,8 +34,9 @@ import numpy as np
 
 from experiments._stats import fmt_mean_std, mean_std
 from sparsejax.data.grammar import VOCAB, VOCAB_SHIFTED
+from sparsejax.core import param_count
 from sparsejax.llm import (
-    combine, full, lora, lora_num_params, num_params, num_trainable, perplexity, s2ft, select_units, slice_adapter,
+    combine, full, lora, lora_num_params, num_trainable, perplexity, s2ft, select_units, slice_adapter,
     training_costs, unpermute,
 )
 from sparsejax.llm.train import finetune, grammar_windows, ngram_perplexity, pretrain_lm
@@ -118,7 +119,7 @@ def run(config: dict, ctx) -> dict:
            "baselines": {f"{n}gram": {"ppl_B": ngram_perplexity(b.train, b.test, N_ALL, n),
                                       "ppl_A": ngram_perplexity(b.train, a.test, N_ALL, n)} for n in (1, 2)},
            "budget": {"s2ft": s2ft_budget(params, lm_cfg, cfg), "lora_rank": lora_rank(params, lm_cfg, cfg),
-                      "new_row_params": num_trainable(new_rows(params)), "model": num_params(params)}}
+                      "new_row_params": num_trainable(new_rows(params)), "model": param_count(params)}}
     ctx.log(f"pre-trained: A ppl {out['pretrain']['ppl_A']:.2f}, B ppl {out['pretrain']['ppl_B']:.2f}; "
             f"S2FT budget {out['budget']['s2ft']}, LoRA rank {out['budget']['lora_rank']}")
 

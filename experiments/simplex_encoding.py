@@ -36,8 +36,9 @@ from skimage.transform import resize
 
 from experiments._stats import cell, fmt_mean_std
 from generative.reconstruction import (
-    LATTICES, apply_field, encode, init_field, init_tables, level_resolutions, param_count, vertices_touched,
+    LATTICES, apply_field, encode, init_field, init_tables, level_resolutions, vertices_touched,
 )
+from sparsejax.core import param_count
 from sparsejax.timing import time_per_call
 
 PAPERS = ("P40",)

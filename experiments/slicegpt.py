@@ -30,7 +30,8 @@ import jax
 import numpy as np
 
 from sparsejax.data.grammar import VOCAB
-from sparsejax.llm import lora, num_params, perplexity, slicegpt
+from sparsejax.core import param_count
+from sparsejax.llm import lora, perplexity, slicegpt
 from sparsejax.llm.slicegpt import sliced_dim
 from sparsejax.llm.train import finetune, grammar_windows, ngram_perplexity, pretrain_lm
 from sparsejax.train.checkpoint import LoopCheckpointer
@@ -71,7 +72,7 @@ def run(config: dict, ctx) -> dict:
                                              learning_rate=cfg["pretrain_lr"], checkpointer=ckpt)
     calib_idx = np.random.default_rng(42).choice(len(data.train), cfg["calibration_windows"], replace=False)
     calib = data.train[calib_idx, :-1]
-    dense_ppl, dense_params = perplexity(params, data.test, lm_cfg), num_params(params)
+    dense_ppl, dense_params = perplexity(params, data.test, lm_cfg), param_count(params)
     out = {"dense": {"ppl": dense_ppl, "params": dense_params},
            "baselines": {f"{n}gram_ppl": ngram_perplexity(data.train, data.test, vocab, n) for n in (1, 2)}}
     uni = out["baselines"]["1gram_ppl"]
@@ -83,7 +84,7 @@ def run(config: dict, ctx) -> dict:
         for s in cfg["sparsities"]:
             sliced, s_cfg = slicegpt(params, lm_cfg, calib, s, rotation=rotation, seed=ctx.seed)
             row = {"rotation": rotation, "sparsity": s, "width": sliced_dim(cfg["model"]["d_model"], s),
-                   "params": num_params(sliced), "ppl": perplexity(sliced, data.test, s_cfg)}
+                   "params": param_count(sliced), "ppl": perplexity(sliced, data.test, s_cfg)}
             row["param_fraction"] = row["params"] / dense_params
             row["quality_kept"] = quality_kept(row["ppl"], dense_ppl, uni)
             if s in cfg["rft_sparsities"]:

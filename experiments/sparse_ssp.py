@@ -26,7 +26,8 @@ import optax
 from experiments._stats import cell, fmt_mean_std
 from generative.reconstruction.cells import make_cells
 from generative.reconstruction.metrics import psnr
-from generative.reconstruction.ssp import SparseSSP, UNet3D, forward_flops, keep_slices, param_count, r2_score
+from generative.reconstruction.ssp import SparseSSP, UNet3D, forward_flops, keep_slices, r2_score
+from sparsejax.core import param_count
 
 PAPERS = ("P38",)
 CLAIM = ("a 3D-encoder / 2D-decoder network (depth folded into channels) predicts 3D fluorescence from sparsely "

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from experiments._stats import best_finite, cell, is_finite  # noqa: E402
 from geometry.spe import GINRegressor, make_pe, sample_graphs  # noqa: E402
 from geometry.spe.training import cycle_count_dataset, predict, train_regressor  # noqa: E402
+from sparsejax.core import param_count
 from sparsejax.train import LoopCheckpointer  # noqa: E402
 
 LENGTHS = (3, 4, 5, 6)
@@ -105,7 +106,7 @@ def run(config: dict, ctx) -> dict:
         model, params, info = train_gin(method, config, train, ctx)
         err = np.abs(predict(model, params, test.spectra, info["mean"], info["std"]) - test_y).mean(0)
         row = {"method": method, "ms_per_step": info["ms_per_step"], "final_train_loss": info["final_loss"],
-               "num_params": sum(x.size for x in jax.tree_util.tree_leaves(params)),
+               "num_params": param_count(params),
                "mean_normalized_mae": float((err / test_std).mean())}
         row.update({f"mae_c{c}": float(e) for c, e in zip(LENGTHS, err)})
         rows.append(row)

@@ -346,7 +346,6 @@ CASES = [
      "num_basis"),
     ("generative.pde.trigonometric_basis", "NaN z", lambda: pde.trigonometric_basis(jnp.full((2, 3), NAN), 2),
      r"\bz\b"),
-    ("generative.pde.count_params", "not a tree of arrays", lambda: pde.count_params({"w": "abc"}), "params"),
     ("generative.pde.FNO", "modes 0", lambda: _init(pde.FNO(out_channels=1, width=4, modes=0, depth=1),
                                                     jnp.ones((1, 8, 8, 1))), "modes", True),
     ("generative.pde.FNO", "modes > grid/2", lambda: _init(pde.FNO(out_channels=1, width=4, modes=9, depth=1),

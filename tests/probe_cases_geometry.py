@@ -221,7 +221,6 @@ CASES = [
     ("geometry.ponita.make_model", "unknown name", lambda: ponita.make_model("bogus"), "name"),
     ("geometry.ponita.make_model", "unknown option", lambda: ponita.make_model("egnn", hiden_dim=4),
      "hiden_dim"),
-    ("geometry.ponita.count_params", "not a tree of arrays", lambda: ponita.count_params({"w": "abc"}), "params"),
     ("geometry.ponita.distance_invariant", "last dim 4", lambda: ponita.distance_invariant(jnp.ones((4, 4))),
      "rel_pos"),
     ("geometry.ponita.distance_invariant", "NaN rel_pos", lambda: ponita.distance_invariant(jnp.full((4, 3), NAN)),

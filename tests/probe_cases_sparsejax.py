@@ -142,6 +142,7 @@ CASES = [
     ("sparsejax.core.apply_mask", "mask leaf wrong shape", lambda: sj.apply_mask(
         PARAMS, {"dense": {"kernel": jnp.ones((4, 8), bool), "bias": None}}), "mask"),
     ("sparsejax.core.keep_count", "density < 0", lambda: sj.keep_count(-0.1, 10), "density"),
+    ("sparsejax.core.param_count", "not a tree of arrays", lambda: sj.core.param_count({"w": "abc"}), "params"),
     ("sparsejax.core.keep_count", "size < 0", lambda: sj.keep_count(0.5, -1), "size"),
     ("sparsejax.core.sparsity", "not a pytree of arrays", lambda: sj.sparsity("mask"), "mask_or_params"),
     ("sparsejax.core.top_k_mask", "k > size", lambda: sj.top_k_mask(W, 100), "k"),

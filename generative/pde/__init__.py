@@ -13,7 +13,7 @@ from generative.pde.darcy import (darcy_coefficient, darcy_dataset, darcy_operat
 from generative.pde.fno import FNO, SpectralConv
 from generative.pde.grf import fno_sigma, gaussian_random_field
 from generative.pde.losses import relative_l2
-from generative.pde.lsm import (LSM, NeuralSpectralBlock, UNet, count_params, patchify, trigonometric_basis,
+from generative.pde.lsm import (LSM, NeuralSpectralBlock, UNet, patchify, trigonometric_basis,
                                 unpatchify)
 from generative.pde.navier_stokes import fno_forcing, navier_stokes_dataset, solve_vorticity
 
@@ -24,6 +24,6 @@ __all__ = [
     "solve_burgers", "burgers_dataset",
     "cache_path", "cached", "DEFAULT_DATA_DIR",
     "relative_l2",
-    "LSM", "UNet", "NeuralSpectralBlock", "patchify", "unpatchify", "trigonometric_basis", "count_params",
+    "LSM", "UNet", "NeuralSpectralBlock", "patchify", "unpatchify", "trigonometric_basis",
     "FNO", "SpectralConv",
 ]

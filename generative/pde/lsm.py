@@ -193,10 +193,3 @@ class UNet(_Multiscale):
     spectral: bool = False
 
 
-def count_params(params) -> int:
-    """Total number of scalar parameters in a pytree."""
-    leaves = jax.tree_util.tree_leaves(params)
-    for leaf in leaves:
-        if not hasattr(leaf, "shape"):
-            raise TypeError(f"params must be a pytree of arrays, got a {type(leaf).__name__} leaf")
-    return int(sum(math.prod(p.shape) for p in leaves))

@@ -2,7 +2,7 @@
 from generative.reconstruction.metrics import PLANES, psnr, ssim, volume_metrics
 from generative.reconstruction.fields import (
     LATTICES, PRIMES, apply_field, cube_vertices, encode, hash_grid_encode, hash_index, init_field, init_tables,
-    level_resolutions, param_count, simplex_encode, simplex_vertices, skew, vertices_touched,
+    level_resolutions, simplex_encode, simplex_vertices, skew, vertices_touched,
 )
 from generative.reconstruction.phantoms import (
     ellipsoid_mask, phantom_batch, random_cylinder_phantom, random_ellipsoid_phantom,
@@ -13,7 +13,7 @@ from generative.reconstruction.tomography import (
 
 __all__ = [
     "LATTICES", "PLANES", "PRIMES", "apply_field", "cube_vertices", "encode", "hash_grid_encode", "hash_index", "init_field",
-    "init_tables", "level_resolutions", "param_count", "simplex_encode", "simplex_vertices", "skew",
+    "init_tables", "level_resolutions", "simplex_encode", "simplex_vertices", "skew",
     "vertices_touched", "psnr", "ssim", "volume_metrics",
     "ellipsoid_mask", "phantom_batch", "random_cylinder_phantom", "random_ellipsoid_phantom",
     "ParallelBeam", "default_n_det", "fbp", "radon", "radon_adjoint", "ramp_filter", "view_angles",

@@ -65,7 +65,7 @@ from sparsejax.nn import MLP
 __all__ = [
     "PRIMES", "LATTICES", "level_resolutions", "hash_index", "skew", "cube_vertices", "simplex_vertices",
     "vertices_touched", "init_tables", "encode", "hash_grid_encode", "simplex_encode", "init_field",
-    "apply_field", "param_count",
+    "apply_field",
 ]
 
 PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
@@ -257,6 +257,3 @@ def apply_field(params: dict, x, resolutions, lattice: str = "simplex") -> jnp.n
     return MLP(num_classes=head.shape[1], hidden=hidden).apply(params["mlp"], feats)
 
 
-def param_count(params) -> int:
-    """Number of scalars in a parameter pytree."""
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))

@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 import sklearn.metrics
 
-from generative.reconstruction.fields import param_count  # re-exported: one pytree parameter count per package
 
 
 def keep_slices(volume, r: int, axis: int = 1):

@@ -44,10 +44,10 @@ from geometry.ponita.layers import (
     sphere_to_vector,
 )
 from geometry.ponita.model import Ponita, calibrate, energy_and_forces
-from geometry.ponita.models import MODELS, count_params, make_model
+from geometry.ponita.models import MODELS, make_model
 
 __all__ = [
-    "Ponita", "calibrate", "equivariance_error", "grid_averaged_apply", "energy_and_forces", "EGNN", "TensorProductNet", "make_model", "count_params", "MODELS",
+    "Ponita", "calibrate", "equivariance_error", "grid_averaged_apply", "energy_and_forces", "EGNN", "TensorProductNet", "make_model", "MODELS",
     "distance_invariant", "position_orientation_invariants", "fiber_bundle_attributes",
     "circle_grid", "fibonacci_sphere", "repulsion_sphere", "icosahedron", "icosahedral_rotations",
     "orientation_grid", "random_rotation", "rotate_grid",

@@ -19,12 +19,3 @@ def make_model(name: str, **kwargs):
     return cls(**kwargs)
 
 
-def count_params(params) -> int:
-    """Total number of scalars in a parameter pytree."""
-    import jax
-
-    leaves = jax.tree_util.tree_leaves(params)
-    for leaf in leaves:
-        if not hasattr(leaf, "size") or not hasattr(leaf, "shape"):
-            raise TypeError(f"params must be a pytree of arrays, got a {type(leaf).__name__} leaf")
-    return int(sum(x.size for x in leaves))

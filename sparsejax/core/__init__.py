@@ -39,12 +39,12 @@ from sparsejax.core.scores import (
     wanda_scores,
 )
 from sparsejax.core.ste import ste_magnitude_pruning
-from sparsejax.core.tree import default_predicate
+from sparsejax.core.tree import default_predicate, param_count
 
 __all__ = [
     "uniform_densities", "er_densities", "erk_densities", "uniform_plus_densities", "layer_order", "random_mask",
     "magnitude_mask", "apply_mask", "keep_count", "sparsity", "top_k_mask", "report", "Report", "compressed_nbytes", "keep_mask", "masked",
-    "gradual_pruning", "polynomial_sparsity", "MaskedState", "GradualPruningState", "default_predicate",
+    "gradual_pruning", "polynomial_sparsity", "MaskedState", "GradualPruningState", "default_predicate", "param_count",
     "SparsityType", "Unstructured", "NByM", "Block", "Channel", "Group", "parse_sparsity_type",
     "create", "register_algorithm", "all_algorithm_names", "ALGORITHM_REGISTRY", "ste_magnitude_pruning",
     "saliency_scores", "snip_scores", "grasp_scores", "activation_norms", "wanda_scores", "wanda_mask",

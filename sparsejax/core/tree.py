@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,3 +95,12 @@ def check_finite(params, selected) -> None:
 def is_scalar(x: Any) -> bool:
     """True for a Python/NumPy number or a 0-d array (a sparsity), False for a tree of densities."""
     return isinstance(x, (int, float, np.number)) or (hasattr(x, "ndim") and not isinstance(x, dict) and x.ndim == 0)
+
+
+def param_count(params) -> int:
+    """Number of scalars in a pytree of arrays (or of ``jax.ShapeDtypeStruct`` from ``jax.eval_shape``)."""
+    leaves = leaves_with_paths(params)
+    for path, leaf in leaves:
+        if leaf is not None and not hasattr(leaf, "shape"):
+            raise TypeError(f"params must be a pytree of arrays; leaf {path or '<root>'!r} is a {type(leaf).__name__}")
+    return int(sum(math.prod(leaf.shape) for _, leaf in leaves if leaf is not None))

@@ -10,13 +10,13 @@ from sparsejax.llm.adapters import (
 )
 from sparsejax.llm.flora import CONV_RANKS, CONV_SCALE, flora, flora_num_params, tucker_delta
 from sparsejax.llm.model import (
-    LMConfig, attention, causal_mask, forward, from_decoder_lm, init_lm, lm_loss, num_params, perplexity,
+    LMConfig, attention, causal_mask, forward, from_decoder_lm, init_lm, lm_loss, perplexity,
 )
 from sparsejax.llm.s2ft import co_permute, s2ft, select_units, training_costs, unit_orders, unpermute
 from sparsejax.llm.slicegpt import fold_layernorm, pca_calc, rotate_and_slice, sliced_dim, slicegpt
 
 __all__ = [
-    "LMConfig", "attention", "causal_mask", "forward", "from_decoder_lm", "init_lm", "lm_loss", "num_params",
+    "LMConfig", "attention", "causal_mask", "forward", "from_decoder_lm", "init_lm", "lm_loss",
     "perplexity", "Adapter", "combine", "full", "get_leaf", "set_leaf", "lora", "lora_num_params",
     "make_adapter_train_step", "match_paths", "num_trainable", "slice_adapter", "CONV_RANKS", "CONV_SCALE", "flora",
     "flora_num_params", "tucker_delta", "co_permute", "s2ft", "select_units", "training_costs", "unit_orders",

@@ -245,11 +245,6 @@ def _init(key, vocab_size, d, f, n_layers, max_len, norm, positions) -> dict:
     return params
 
 
-def num_params(tree) -> int:
-    """Total number of array entries in a pytree."""
-    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(tree)))
-
-
 def lm_loss(params: dict, tokens: jax.Array, targets: jax.Array, config: LMConfig,
             attention_fn: Callable = attention) -> jax.Array:
     """Mean next-token cross-entropy of :func:`forward` on ``(tokens, targets)``."""

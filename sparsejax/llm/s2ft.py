@@ -35,7 +35,8 @@ import jax.numpy as jnp
 
 from sparsejax.core.validation import check_choice, check_int, check_number
 from sparsejax.llm.adapters import Adapter, slice_adapter
-from sparsejax.llm.model import LMConfig, head_dim, num_params
+from sparsejax.core import param_count
+from sparsejax.llm.model import LMConfig, head_dim
 
 OFFICIAL_O_RATIO = 0.052
 OFFICIAL_D_RATIO = 0.02
@@ -168,7 +169,7 @@ def training_costs(params: dict, config: LMConfig, adapter: Adapter | None, *, m
     check_choice("method", method, ("full", "lora", "s2ft"))
     n = check_int("batch_size", batch_size, minimum=1) * check_int("seq_len", seq_len, minimum=1)
     linears = _linears(params)
-    total = num_params(params)
+    total = param_count(params)
     mm = sum(i * o for _, i, o in linears)
     n_layers, hd, ffn = _dims(params, config)
     d = params["blocks"][0]["qkv"]["kernel"].shape[0]

@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from generative.pde import (FNO, LSM, NeuralSpectralBlock, UNet, count_params, patchify, relative_l2,
+from sparsejax.core import param_count
+from generative.pde import (FNO, LSM, NeuralSpectralBlock, UNet, patchify, relative_l2,
                             trigonometric_basis, unpatchify)
 
 KEY = jax.random.PRNGKey(0)
@@ -25,7 +26,7 @@ def test_output_shapes(model, shape):
     params = jax.eval_shape(model.init, KEY, x)  # shapes only: no compilation
     out = jax.eval_shape(model.apply, params, x)
     assert out.shape == shape[:-1] + (model.out_channels,)
-    assert count_params(params) > 0
+    assert param_count(params) > 0
 
 
 def test_patchify_roundtrip_and_layout():
@@ -126,7 +127,7 @@ def test_size_that_does_not_fit_raises_instead_of_padding():
         jax.eval_shape(UNet(out_channels=1, width=8, num_scales=3).init, KEY, jax.ShapeDtypeStruct((1, 12, 12, 1),
                                                                                                    jnp.float32))
     params = jax.eval_shape(LSM(out_channels=1, width=8, num_scales=3, patch_size=4).init, KEY, x)  # 32 = 4 * 2^3
-    assert count_params(params) > 0
+    assert param_count(params) > 0
 
 
 def test_bad_inputs_raise():

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sparsejax.core import param_count
 from generative.reconstruction import (
     PRIMES, apply_field, cube_vertices, encode, hash_grid_encode, hash_index, init_field, init_tables,
-    level_resolutions, param_count, simplex_encode, simplex_vertices, skew, vertices_touched,
+    level_resolutions, simplex_encode, simplex_vertices, skew, vertices_touched,
 )
 
 DIMS = range(2, 8)

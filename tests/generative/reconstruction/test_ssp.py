@@ -7,8 +7,9 @@ import pytest
 
 from generative.reconstruction.cells import make_cells
 from generative.reconstruction.ssp import (
-    SparseSSP, UNet3D, fold_depth, forward_flops, keep_slices, param_count, r2_score, unfold_depth, upsample_depth,
+    SparseSSP, UNet3D, fold_depth, forward_flops, keep_slices, r2_score, unfold_depth, upsample_depth,
 )
+from sparsejax.core import param_count
 
 KEY = jax.random.PRNGKey(0)
 

@@ -5,8 +5,9 @@ import numpy as np
 import optax
 import pytest
 
+from sparsejax.core import param_count
 from sparsejax.llm import (
-    co_permute, forward, lora, make_adapter_train_step, num_params, s2ft, select_units, training_costs, unit_orders,
+    co_permute, forward, lora, make_adapter_train_step, s2ft, select_units, training_costs, unit_orders,
     unpermute,
 )
 from sparsejax.train import TrainState
@@ -97,7 +98,7 @@ def test_analytic_costs_rank_full_above_lora_above_s2ft(lm):
     lo = lora(params, 1, ["blocks/*/out/kernel", "blocks/*/fc2/kernel"], jax.random.PRNGKey(0))
     c = {m: training_costs(params, config, a, method=m, batch_size=2, seq_len=8)
          for m, a in (("full", None), ("lora", lo), ("s2ft", s2))}
-    assert c["full"]["trainable"] == num_params(params)
+    assert c["full"]["trainable"] == param_count(params)
     assert c["s2ft"]["trainable"] == (4 + 3) * D and c["lora"]["trainable"] == L * (D + D + F + D)
     assert c["full"]["memory_floats"] > c["lora"]["memory_floats"] > c["s2ft"]["memory_floats"]
     assert c["full"]["flops"] > c["lora"]["flops"] > c["s2ft"]["flops"]

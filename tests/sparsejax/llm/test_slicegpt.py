@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparsejax.llm import fold_layernorm, num_params, pca_calc, rotate_and_slice, sliced_dim, slicegpt
+from sparsejax.core import param_count
+from sparsejax.llm import fold_layernorm, pca_calc, rotate_and_slice, sliced_dim, slicegpt
 
 D, V = 32, 23
 
@@ -74,7 +75,7 @@ def test_sliced_shapes_and_parameter_count(lm64, fwd):
     per_block = d * 3 * D + 3 * D + D * d + d + d * f + f + f * d + d + 2 * d * d
     per_block_last = per_block - (f * d + d + d * d) + (f * D + D + d * D)
     expected = V * d + 16 * d + per_block + per_block_last + D * V + V
-    assert num_params(sliced) == expected
+    assert param_count(sliced) == expected
     logits = fwd(sliced, tok, config=cfg)
     assert np.isfinite(np.asarray(logits)).all() and not np.allclose(logits, ref, atol=1e-6)
 
