@@ -20,7 +20,6 @@ sqrt(log m) factor is at the edge of what these sizes resolve.
 from __future__ import annotations
 
 import os
-import time
 
 import jax
 import matplotlib.pyplot as plt
@@ -31,6 +30,7 @@ from sparsejax.algorithms import (
     EXACT_METHODS, abrahamson_threshold, hamming_abrahamson, hamming_approx_kp, hamming_approx_sampled,
     hamming_brute, hamming_packed,
 )
+from sparsejax.timing import cpu_and_wall_per_call
 
 PAPERS = ("P6",)
 CLAIM = ("Text-to-pattern Hamming distances in O(n sqrt m) Las Vegas time, beating Abrahamson's O(n sqrt(m log m)), "
@@ -64,27 +64,13 @@ def _instance(rng, n, m, sigma):
     return rng.integers(0, sigma, n), rng.integers(0, sigma, m)
 
 
-def cpu_and_wall_time(fn, *args, repeats: int = 3) -> tuple[float, float]:
-    """Median process CPU time (s, all threads) and median wall time of ``fn(*args)`` after one warm-up call.
-    On a shared machine the CPU time measures the work done far more stably than the wall time, which also waits
-    for other processes (``sparsejax.timing.time_per_call`` gives wall time only, hence this helper)."""
-    fn(*args)
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn(*args)
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return float(np.median(cpu)), float(np.median(wall))
-
-
 def _time_exact(text, pattern, repeats):
     ref = hamming_brute(text, pattern)
     times = {}
     for name, fn in EXACT_METHODS.items():
         if not np.array_equal(fn(text, pattern), ref):
             raise AssertionError(f"{name} differs from brute force (n={text.size}, m={pattern.size})")
-        times[name], times[f"{name}_wall"] = cpu_and_wall_time(fn, text, pattern, repeats=repeats)
+        times[name], times[f"{name}_wall"] = cpu_and_wall_per_call(fn, text, pattern, repeats=repeats)
     return times
 
 
@@ -123,12 +109,12 @@ def run(config: dict, ctx) -> dict:
         if not np.array_equal(hamming_abrahamson(text, pattern, tau=tau), ref):
             raise AssertionError(f"Abrahamson with tau={tau} differs from brute force")
         tau_rows.append({"factor": factor, "tau": tau,
-                         "time": cpu_and_wall_time(lambda t, p: hamming_abrahamson(t, p, tau=tau), text, pattern,
+                         "time": cpu_and_wall_per_call(lambda t, p: hamming_abrahamson(t, p, tau=tau), text, pattern,
                                                repeats=config["repeats"])[0]})
         # the same thresholds for the packed method, whose default is sqrt(m) = tau* / sqrt(log2 m)
         if not np.array_equal(hamming_packed(text, pattern, tau=tau), ref):
             raise AssertionError(f"packed with tau={tau} differs from brute force")
-        tau_rows[-1]["packed_time"] = cpu_and_wall_time(lambda t, p: hamming_packed(t, p, tau=tau), text, pattern,
+        tau_rows[-1]["packed_time"] = cpu_and_wall_per_call(lambda t, p: hamming_packed(t, p, tau=tau), text, pattern,
                                                         repeats=config["repeats"])[0]
         bar.update()
     text, pattern = _instance(rng, config["approx_n"], config["approx_m"], config["approx_sigma"])
@@ -145,13 +131,13 @@ def run(config: dict, ctx) -> dict:
             lower, upper = (1 - eps) * ref, (ref if name == "kp" else (1 + eps) * ref)
             row[name] = {"max_rel_error": float(rel.max()), "mean_rel_error": float(rel.mean()),
                          "outside_bounds": float(np.mean((est < lower - 1e-9) | (est > upper + 1e-9))),
-                         "time": cpu_and_wall_time(fn, text, pattern, repeats=config["repeats"])[0]}
+                         "time": cpu_and_wall_per_call(fn, text, pattern, repeats=config["repeats"])[0]}
         approx.append(row)
         ctx.log(f"eps={eps}: KP max rel err {row['kp']['max_rel_error']:.3f} ({row['kp']['time']:.2f} s), sampled "
                 f"{row['sampled']['max_rel_error']:.3f} ({row['sampled']['time']:.2f} s)")
         bar.update()
     bar.close()
-    exact_time = cpu_and_wall_time(hamming_abrahamson, text, pattern, repeats=config["repeats"])[0]
+    exact_time = cpu_and_wall_per_call(hamming_abrahamson, text, pattern, repeats=config["repeats"])[0]
     slopes_m = {str(s): {name: _fit([r["m"] for r in vs_m if r["sigma"] == s],
                                     [r[name] for r in vs_m if r["sigma"] == s]) for name in EXACT_METHODS}
                 for s in config["sigmas"]}
