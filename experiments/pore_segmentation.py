@@ -129,9 +129,10 @@ def run_volume(config: dict, geometry: str, seed: int) -> dict:
     return out
 
 
-def dt_study(config: dict, seed: int) -> dict:
+def dt_study(config: dict, seed: int, reuse: dict | None = None) -> dict:
     """Every scheme x dt x representation on volume ``seed`` of the first geometry (D x1): CO2 at the last day,
-    errors against the voxel curve at the same (scheme, dt), and the change between consecutive dts (pp)."""
+    errors against the voxel curve at the same (scheme, dt), and the change between consecutive dts (pp).
+    ``reuse``: the main comparison's D x1 runs on that volume (taken for its own scheme and dt, not rerun)."""
     study = config["dt_study"]
     dts = sorted(study["dts"], reverse=True)
     _, spots, graphs, _ = _setup(config, config["geometries"][0], seed)
@@ -140,13 +141,24 @@ def dt_study(config: dict, seed: int) -> dict:
     for scheme in study["schemes"]:
         per_dt = []
         for dt in dts:
-            res = {name: _simulate(graphs[name], spots, config, dt, scheme, params) for name in METHODS}
-            _add_errors(res)
+            if reuse is not None and scheme == config["scheme"] and dt == config["dt"]:
+                res = reuse
+            else:
+                res = {name: _simulate(graphs[name], spots, config, dt, scheme, params) for name in METHODS}
+                _add_errors(res)
             per_dt.append(res)
-        change = {name: [float(np.abs(np.asarray(a[name]["percent"]) - np.asarray(b[name]["percent"])).max())
-                         for a, b in zip(per_dt[:-1], per_dt[1:])] for name in METHODS}
+        curves = {name: [np.asarray(r[name]["percent"]) for r in per_dt] for name in METHODS}
+        diffs = {name: [np.abs(a - b) for a, b in zip(c[:-1], c[1:])] for name, c in curves.items()}
+        extrap = {}
+        if len(dts) >= 2 and abs(dts[-2] / dts[-1] - 2.0) < 1e-9:  # Richardson, first order: 2 p(dt/2) - p(dt)
+            ex = {name: 2 * c[-1] - c[-2] for name, c in curves.items()}
+            extrap = {name: {"max_err_pp": float(np.abs(ex[name] - ex["voxel"]).max()),
+                             "mean_err_pp": float(np.abs(ex[name] - ex["voxel"]).mean(0).max()),
+                             "co2_final": float(ex[name][-1, 4])} for name in METHODS}
         out["schemes"][scheme] = {
-            "change_pp": change,
+            "change_pp": {name: [float(d.max()) for d in ds] for name, ds in diffs.items()},
+            "mean_change_pp": {name: [float(d.mean(0).max()) for d in ds] for name, ds in diffs.items()},
+            "richardson": extrap,
             **{k: {name: [r[name][k] for r in per_dt] for name in METHODS}
                for k in ("co2_final", "max_err_pp", "mean_err_pp", "sim_s")},
             "voxel_percent": [r["voxel"]["percent"] for r in per_dt], "times": per_dt[0]["voxel"]["times"],
@@ -204,7 +216,8 @@ def run(config: dict, ctx) -> dict:
                 f"{m} {v[key][m]['nodes']} nodes sim {v[key][m]['sim_s']:.2f}s err {v[key][m]['max_err_pp']:.2f}pp"
                 for m in METHODS))
         bar.update()
-    study = dt_study(config, 1000 * ctx.seed + config["seeds"][0])
+    reuse = volumes[0].get("D x1")  # the first geometry's first volume, D x1
+    study = dt_study(config, 1000 * ctx.seed + config["seeds"][0], reuse)
     ctx.log("dt study voxel change (pp): " + ", ".join(f"{k} {np.round(v['change_pp']['voxel'], 3).tolist()}"
                                                        for k, v in study["schemes"].items()))
     bar.update()
@@ -236,7 +249,12 @@ def summarize(results: dict) -> str:
         parts.append(f"dt study {scheme} (dt {dts}): voxel CO2 " + "/".join(f"{x:.2f}" for x in s["co2_final"]["voxel"])
                      + " %, voxel change to dt/2 " + "/".join(f"{x:.2f}" for x in s["change_pp"]["voxel"])
                      + " pp, skeleton time-mean err " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["skeleton"])
-                     + " pp, ball " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["ball"]) + " pp")
+                     + " pp, ball " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["ball"]) + " pp, skeleton change "
+                     + "/".join(f"{x:.1f}" for x in s["change_pp"]["skeleton"]) + " pp"
+                     + ("" if not s["richardson"] or scheme != m["config"]["scheme"] else ", Richardson dt->0: voxel CO2 "
+                        f"{s['richardson']['voxel']['co2_final']:.2f} %, " + ", ".join(
+                            f"{n} err max {s['richardson'][n]['max_err_pp']:.1f} / time-mean "
+                            f"{s['richardson'][n]['mean_err_pp']:.1f} pp" for n in METHODS[1:])))
     ref = m["config"]["dt"]
     parts.append(f"reference dt {ref:g} " + ("converged" if st.get("reference_converged") else "NOT converged")
                  + f" (tol {st['tol_pp']:g} pp)")
