@@ -246,15 +246,17 @@ def summarize(results: dict) -> str:
     st = m["dt_study"]
     dts = "/".join(f"{d:g}" for d in st["dts"])
     for scheme, s in st["schemes"].items():
-        parts.append(f"dt study {scheme} (dt {dts}): voxel CO2 " + "/".join(f"{x:.2f}" for x in s["co2_final"]["voxel"])
-                     + " %, voxel change to dt/2 " + "/".join(f"{x:.2f}" for x in s["change_pp"]["voxel"])
-                     + " pp, skeleton time-mean err " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["skeleton"])
-                     + " pp, ball " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["ball"]) + " pp, skeleton change "
-                     + "/".join(f"{x:.1f}" for x in s["change_pp"]["skeleton"]) + " pp"
-                     + ("" if not s["richardson"] or scheme != m["config"]["scheme"] else ", Richardson dt->0: voxel CO2 "
-                        f"{s['richardson']['voxel']['co2_final']:.2f} %, " + ", ".join(
-                            f"{n} err max {s['richardson'][n]['max_err_pp']:.1f} / time-mean "
-                            f"{s['richardson'][n]['mean_err_pp']:.1f} pp" for n in METHODS[1:])))
+        line = (f"dt study {scheme} (dt {dts}): voxel CO2 " + "/".join(f"{x:.2f}" for x in s["co2_final"]["voxel"])
+                + " %, voxel change to dt/2 " + "/".join(f"{x:.2f}" for x in s["change_pp"]["voxel"])
+                + " pp, skeleton time-mean err " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["skeleton"])
+                + " pp, ball " + "/".join(f"{x:.1f}" for x in s["mean_err_pp"]["ball"]) + " pp, skeleton change "
+                + "/".join(f"{x:.1f}" for x in s["change_pp"]["skeleton"]) + " pp")
+        rich = s["richardson"]
+        if rich and scheme == m["config"]["scheme"]:
+            line += f", Richardson dt->0: voxel CO2 {rich['voxel']['co2_final']:.2f} %, " + ", ".join(
+                f"{n} err max {rich[n]['max_err_pp']:.1f} / time-mean {rich[n]['mean_err_pp']:.1f} pp"
+                for n in METHODS[1:])
+        parts.append(line)
     ref = m["config"]["dt"]
     parts.append(f"reference dt {ref:g} " + ("converged" if st.get("reference_converged") else "NOT converged")
                  + f" (tol {st['tol_pp']:g} pp)")
