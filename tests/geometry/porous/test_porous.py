@@ -5,8 +5,8 @@ from scipy.sparse import csgraph
 
 from geometry.graphs import is_connected_subset
 from geometry.porous import (
-    DecompositionParams, ball_graph, region_graph, simulate, skeleton_regions, sphere_pack, voxel_adjacency,
-    voxel_graph, well_mixed_graph, well_mixed_rhs,
+    DecompositionParams, ball_graph, gaussian_field_pores, region_graph, simulate, skeleton_regions, sphere_pack,
+    voxel_adjacency, voxel_graph, well_mixed_graph, well_mixed_rhs,
 )
 
 
@@ -58,12 +58,13 @@ def _initial(graph, seed=0, spots=5):
     return init
 
 
-@pytest.mark.parametrize("builder", [voxel_graph, region_graph, ball_graph])
-def test_simulator_conserves_total_mass(mask, builder):
+@pytest.mark.parametrize("scheme", ["split", "coupled"])
+@pytest.mark.parametrize("builder", [voxel_graph, region_graph, ball_graph, well_mixed_graph])
+def test_simulator_conserves_total_mass(mask, builder, scheme):
     g = builder(mask)
     init = _initial(g)
     params = DecompositionParams(v_som=0.1)
-    _, totals, final = simulate(g, init, days=1.0, dt=0.05, n_sub=2, params=params)
+    _, totals, final = simulate(g, init, days=1.0, dt=0.05, n_sub=2, params=params, scheme=scheme)
     np.testing.assert_allclose(totals.sum(1), init.sum(), rtol=1e-11)
     assert (final >= -1e-12).all()
 
@@ -91,12 +92,52 @@ def test_one_region_reduces_to_well_mixed_ode(mask):
     assert err_fine < np.abs(coarse - ref_c.y.T).max()  # first-order convergence in dt
 
 
+def test_coupled_voxels_converge_to_well_mixed_ode_split_does_not():
+    """A 4^3 all-pore box with fast diffusion is well mixed: as dt -> 0 the coupled voxel scheme tracks the one-node
+    ODE (first order, same error as the one-node graph), while the split scheme starves the biomass voxel."""
+    box = np.ones((4, 4, 4), dtype=bool)
+    vox, one = voxel_graph(box), well_mixed_graph(box)
+    params = DecompositionParams(diffusion=1e5)
+    init = np.zeros((5, 64))
+    init[1], init[3], init[0, 5] = 10.0 / 64, 0.5 / 64, 0.01
+    errs = {}
+    for dt in (0.01, 0.005):
+        t = np.arange(0, 201) * 0.01
+        ref = solve_ivp(well_mixed_rhs(64.0, params), (0, 2.0), init.sum(1), t_eval=t, rtol=1e-10, atol=1e-13,
+                        method="LSODA").y.T
+        every = int(round(0.01 / dt))
+        for scheme in ("split", "coupled"):
+            for name, g, x0 in (("vox", vox, init), ("one", one, init.sum(1, keepdims=True))):
+                tot = simulate(g, x0, days=2.0, dt=dt, params=params, scheme=scheme, record_every=every)[1]
+                errs[scheme, name, dt] = np.abs(tot - ref).max() / init.sum()
+    for dt in (0.01, 0.005):
+        assert errs["coupled", "vox", dt] == pytest.approx(errs["coupled", "one", dt], rel=1e-4)
+        assert errs["split", "vox", dt] > 2 * errs["coupled", "vox", dt]
+    ratio = errs["coupled", "vox", 0.01] / errs["coupled", "vox", 0.005]
+    assert 1.7 < ratio < 2.3 and errs["coupled", "vox", 0.005] < 0.15  # first order in dt
+
+
+def test_gaussian_field_porosity_exact_and_connected():
+    n = 24
+    for p in (0.3, 0.37):
+        raw = gaussian_field_pores(n, p, sigma=2.0, seed=3, connected=False)
+        assert abs(int(raw.sum()) - p * n ** 3) <= 1
+        kept = gaussian_field_pores(n, p, sigma=2.0, seed=3)
+        assert not (kept & ~raw).any() and kept.sum() > 0.9 * raw.sum()
+        adj, _ = voxel_adjacency(kept)
+        assert csgraph.connected_components(adj, directed=False)[0] == 1
+    with pytest.raises(ValueError):
+        gaussian_field_pores(n, 0.3, sigma=0.0)
+
+
 def test_bad_input(mask):
     g = region_graph(mask)
     with pytest.raises(ValueError):
         simulate(g, np.zeros((5, 3)), days=1, dt=0.1)
     with pytest.raises(ValueError):
         simulate(g, _initial(g), days=1, dt=5.0)
+    with pytest.raises(ValueError):
+        simulate(g, _initial(g), days=1, dt=0.1, scheme="strang")
     with pytest.raises(ValueError):
         voxel_graph(np.zeros((3, 3, 3), dtype=bool))
     with pytest.raises(ValueError):
