@@ -269,7 +269,8 @@ def summary_cell(module, record: dict) -> str:
 
 
 def machine_text(record: dict) -> str:
-    """``"smoke, 2 CPUs, cpu, 71 s, commit abc1234"`` from a record."""
+    """``"smoke, 2 CPUs, cpu, 71 s, commit abc1234"`` from a record (``", 2 processes on 2 hosts"``
+    after the backend for a multi-process run)."""
     machine = record.get("machine", {})
     parts = [str(record.get("preset", "?"))]
     cpus = machine.get("usable_cpus") or machine.get("cpu_count")
@@ -280,6 +281,10 @@ def machine_text(record: dict) -> str:
         parts.append(f"{machine.get('device_count', 1)}× {machine.get('device_kind') or backend}")
     else:
         parts.append("CPU backend")
+    procs = machine.get("process_count") or 1
+    if procs > 1:  # a multi-process (multi-host) run; device_count above is over all processes
+        hosts = machine.get("host_count") or procs
+        parts.append(f"{procs} processes on {hosts} host{'s' if hosts != 1 else ''}")
     if isinstance(record.get("wall_time_s"), (int, float)):
         parts.append(f"{record['wall_time_s']:.0f} s")
     git = record.get("git") or {}

@@ -70,8 +70,9 @@ def run(config: dict, ctx) -> dict:
     split = load_digits(seed=0)
     rows_path = ctx.out_dir / "rows.jsonl"
     done = _load_done(rows_path) if ctx.resume else {}
-    if not ctx.resume and rows_path.exists():
+    if ctx.primary and not ctx.resume and rows_path.exists():
         rows_path.unlink()
+    ctx.barrier("random_pruning rows read")  # several processes: all skip the same finished rows
     rows = []
     total = len(config["models"]) * len(config["widths"]) * len(config["seeds"]) * len(_runs(config))
     bar = ctx.progress(total=total, desc="random_pruning runs")
@@ -107,8 +108,9 @@ def run(config: dict, ctx) -> dict:
                            "measured_sparsity": sj.sparsity(sj.apply_mask(state.params, mask)),
                            "parameters": int(sum(np.size(w) for w in jax.tree_util.tree_leaves(params0)))}
                     rows.append(row)
-                    with open(rows_path, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+                    if ctx.primary:
+                        with open(rows_path, "a") as fh:
+                            fh.write(json.dumps(row) + "\n")
                     bar.update()
     bar.close()
     summary = _summary(rows)

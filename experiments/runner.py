@@ -7,6 +7,15 @@ seed, git commit, machine); ``--record`` also writes the small committed summary
 ``results/NAME/PRESET.json`` and ``report`` regenerates the README paper table from those records
 (:mod:`experiments.papers`). ``--resume`` reuses the newest run directory of NAME (or ``--out``) so that training
 loops can continue from their orbax checkpoints (see :mod:`sparsejax.train.checkpoint`).
+
+Several hosts (docs/multihost.md): ``run`` first calls
+:func:`sparsejax.train.distributed.initialize_from_env`, which starts JAX's distributed runtime
+when ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` (or
+``SPARSEJAX_DISTRIBUTED=auto``) are set and does nothing otherwise. Then process 0 alone resolves
+the run directory, checks it (fresh or ``--resume``), takes the lock and tells the others the
+outcome, so they never race on these checks; every process runs the experiment and takes part in
+its orbax checkpoints; only process 0 writes ``config.json``, ``results.json``, the record, the
+figures and the TensorBoard events, and prints.
 """
 from __future__ import annotations
 
@@ -227,19 +236,30 @@ class RunContext:
     seed: int
     resume: bool = False
     quiet: bool = False
+    primary: bool = True  # process 0 of a multi-process run (or the only one): the one that writes files
 
     def checkpoint_dir(self, tag: str = "main") -> Path:
         """Directory for the orbax checkpoints of the training loop ``tag``."""
         return self.out_dir / "checkpoints" / tag
 
     def save_figure(self, fig, filename: str) -> Path:
-        """Save a matplotlib figure as ``out_dir/filename`` and close it."""
+        """Save a matplotlib figure as ``out_dir/filename`` and close it (other processes only close it)."""
         import matplotlib.pyplot as plt
 
         path = self.out_dir / filename
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        if self.primary:
+            fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
         return path
+
+    def barrier(self, tag: str) -> None:
+        """Wait until every process of a multi-process run gets here (a no-op with one process)."""
+        import jax
+
+        if jax.process_count() > 1:
+            from jax.experimental.multihost_utils import sync_global_devices
+
+            sync_global_devices(tag)
 
     def progress(self, iterable=None, **kwargs):
         """A tqdm progress bar (silenced with ``quiet``)."""
@@ -274,8 +294,12 @@ def _versions() -> dict[str, Any]:
     return versions
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU count, platform, JAX backend and devices of this machine."""
+def machine_info(hosts: int | None = None) -> dict[str, Any]:
+    """CPU count, platform, JAX backend and devices of this machine, and the processes of the run.
+
+    ``devices``/``device_count`` are global (every process's devices); ``hosts`` is the number of
+    distinct host names among the processes (the runner gathers them; default 1 process = 1 host).
+    """
     import jax
 
     devices = jax.devices()
@@ -292,6 +316,9 @@ def machine_info() -> dict[str, Any]:
         "device_kind": devices[0].device_kind if devices else None,
         "device_count": len(devices),
         "devices": [str(d) for d in devices],
+        "process_count": jax.process_count(),
+        "host_count": hosts if hosts is not None else jax.process_count(),
+        "local_device_count": jax.local_device_count(),
     }
 
 
@@ -581,6 +608,38 @@ def run_fingerprint(name: str, config: dict, seed: int, code: dict | None = None
                          "code": code if code is not None else code_version()})
 
 
+def start_distributed() -> bool:
+    """Start JAX's distributed runtime from the environment, once; True when several processes run.
+
+    :func:`sparsejax.train.distributed.initialize_from_env` (a no-op without its variables, so a
+    single-host run is unchanged); an incomplete set of variables is a :class:`UsageError`.
+    """
+    import jax
+
+    from sparsejax.train.distributed import initialize_from_env
+
+    if not jax.distributed.is_initialized():
+        try:
+            initialize_from_env()
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return jax.process_count() > 1
+
+
+def _check_resume(out_dir: Path, config: dict, seed: int, fingerprint: dict) -> None:
+    """``--resume`` needs the config, seed and code version of the run in ``out_dir``."""
+    saved = json.loads((out_dir / "config.json").read_text())
+    if saved.get("config") != _to_jsonable(config) or saved.get("seed") != seed:
+        differ = sorted(k for k in set(config) | set(saved.get("config", {}))
+                        if saved.get("config", {}).get(k) != _to_jsonable(config).get(k))
+        what = ", ".join(differ) + (" and seed" if saved.get("seed") != seed else "") if differ else "seed"
+        raise UsageError(f"--resume: config or seed differ from the run in {out_dir} ({what})")
+    if "fingerprint" in saved and saved["fingerprint"].get("code") != fingerprint["code"]:
+        raise UsageError(f"--resume: the run in {out_dir} was written by other code (source hash "
+                         f"{saved['fingerprint']['code'].get('source')} vs {fingerprint['code']['source']}); "
+                         f"start a fresh run")
+
+
 def run_experiment(
     name: str,
     preset: str = "smoke",
@@ -606,40 +665,72 @@ def run_experiment(
     with ``allow_nonfinite``, :func:`sparsejax.train.divergence.allow_nonfinite`. NaN/inf metrics
     raise :class:`NonFiniteMetrics` (naming their paths) unless ``allow_nonfinite``. With
     ``record``, also write ``results/NAME/PRESET.json`` (see :func:`write_record`).
+
+    Several processes (:func:`start_distributed`; module doc): all must run the same code (their
+    source hashes are compared); process 0 makes the directory checks, holds the lock and writes
+    every file, and shares its run directory (or its usage error) with the others, which run the
+    experiment quietly and write nothing but their part of the orbax checkpoints. Every process
+    returns the results.
     """
+    import jax
+
     from sparsejax.train.checkpoint import use_fingerprint
+    from sparsejax.train.distributed import process_strings
     from sparsejax.train.divergence import allow_nonfinite as _allow
     from sparsejax.train.tracking import TRACKERS, TrackerUnavailable, make_writer, use_writer
 
+    start_distributed()
     module = load(name)
     config = make_config(module, preset, overrides)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"--seed: expected an int >= 0, got {seed!r}")
     if tracker not in TRACKERS:
         raise UsageError(f"--tracker: expected one of {', '.join(TRACKERS)}, got {tracker!r}")
-    out_dir = _resolve_out_dir(name, None if out is None else str(out), resume)
-    _prepare_out_dir(out_dir, resume)
+    primary = jax.process_index() == 0
     code, git = code_version(), git_info()
     fingerprint = run_fingerprint(name, config, seed, code)
-    with RunLock(out_dir):
-        if resume:
-            saved = json.loads((out_dir / "config.json").read_text())
-            if saved.get("config") != _to_jsonable(config) or saved.get("seed") != seed:
-                differ = sorted(k for k in set(config) | set(saved.get("config", {}))
-                                if saved.get("config", {}).get(k) != _to_jsonable(config).get(k))
-                what = ", ".join(differ) + (" and seed" if saved.get("seed") != seed else "") if differ else "seed"
-                raise UsageError(f"--resume: config or seed differ from the run in {out_dir} ({what})")
-            if "fingerprint" in saved and saved["fingerprint"].get("code") != fingerprint["code"]:
-                raise UsageError(f"--resume: the run in {out_dir} was written by other code (source hash "
-                                 f"{saved['fingerprint']['code'].get('source')} vs {fingerprint['code']['source']}); "
-                                 f"start a fresh run")
-        meta = {"experiment": name, "preset": preset, "seed": seed, "config": config}
+    hosts = len(set(process_strings(platform.node())))
+    sources = process_strings(code["source"])
+    if len(set(sources)) > 1:
+        raise UsageError(f"the {len(sources)} processes run different code (source hashes {', '.join(sources)}); "
+                         f"check out the same code on every host")
+    lock, writer = None, None
+    meta = {"experiment": name, "preset": preset, "seed": seed, "config": config}
+    # Process 0 alone checks and claims the run directory; the others take its outcome.
+    outcome = f"ok:{'' if out is None else out}"
+    if primary:
+        out_dir = None
         try:
+            out_dir = _resolve_out_dir(name, None if out is None else str(out), resume)
+            _prepare_out_dir(out_dir, resume)
+            lock = RunLock(out_dir).acquire()
+            if resume:
+                _check_resume(out_dir, config, seed, fingerprint)
             writer = make_writer(tracker, out_dir, name=f"{name}/{out_dir.name}", config=_to_jsonable(meta))
-        except TrackerUnavailable as err:
-            raise UsageError(str(err)) from None
-        write_json_atomic(out_dir / "config.json", _to_jsonable({**meta, "fingerprint": fingerprint}))
-        ctx = RunContext(name=name, out_dir=out_dir, seed=seed, resume=resume, quiet=quiet)
+            write_json_atomic(out_dir / "config.json", _to_jsonable({**meta, "fingerprint": fingerprint}))
+            outcome = f"ok:{out_dir}"
+        except (UsageError, TrackerUnavailable) as err:
+            if lock is not None:
+                lock.release()
+            outcome = f"error:{err}"
+        except BaseException as err:  # e.g. config.json not writable: the others must not wait for ever
+            if lock is not None:
+                lock.release()
+            if jax.process_count() > 1:
+                process_strings(f"failed:{type(err).__name__}: {err}")
+            raise
+    outcome = process_strings(outcome)[0]
+    if outcome.startswith("error:"):
+        raise UsageError(outcome[len("error:"):])
+    if outcome.startswith("failed:"):
+        raise RuntimeError(f"process 0 failed before the run: {outcome[len('failed:'):]}")
+    out_dir = Path(outcome[len("ok:"):])
+    try:
+        ctx = RunContext(name=name, out_dir=out_dir, seed=seed, resume=resume, quiet=quiet or not primary,
+                         primary=primary)
+        if jax.process_count() > 1:
+            ctx.log(f"[{name}] {jax.process_count()} processes on {hosts} host(s), {jax.device_count()} devices "
+                    f"({jax.local_device_count()} on this one); process 0 writes {out_dir}")
         start = time.perf_counter()
         try:
             with use_fingerprint(fingerprint), use_writer(writer), _allow(allow_nonfinite):
@@ -660,17 +751,21 @@ def run_experiment(
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "git": git,
             "versions": _versions(),
-            "machine": machine_info(),
+            "machine": machine_info(hosts),
             "out_dir": str(out_dir),
         }
         if allow_nonfinite:
             results["allow_nonfinite"] = True
         results = _to_jsonable(results)
-        write_json_atomic(out_dir / "results.json", results)
-        ctx.log(f"[{name}] done in {wall:.1f}s -> {out_dir}")
-        if record:
-            path = write_record(module, results, results_dir)
-            ctx.log(f"[{name}] recorded -> {path}")
+        if primary:
+            write_json_atomic(out_dir / "results.json", results)
+            ctx.log(f"[{name}] done in {wall:.1f}s -> {out_dir}")
+            if record:
+                path = write_record(module, results, results_dir)
+                ctx.log(f"[{name}] recorded -> {path}")
+    finally:
+        if lock is not None:
+            lock.release()
     return results
 
 

@@ -12,6 +12,15 @@ the run's experiment, config, seed and code version) each checkpoint directory g
 fingerprint, or checkpoints without one, refuses with :class:`CheckpointMismatch` instead of
 restoring them, so a run never continues from a state it did not write. Outside a run (no
 fingerprint) the checkpointer behaves as a plain orbax manager.
+
+Several processes (``jax.distributed``, see :mod:`sparsejax.train.distributed`): every process
+constructs the checkpointer and calls ``maybe_save``/``restore`` at the same steps (orbax
+synchronises them and each process writes its own shards; the directory must be on a file system
+all hosts see). Only process 0 writes ``fingerprint.json``. Orbax refuses host-local arrays (the
+single-device arrays of a loop that every process runs on its own devices, as the experiments
+do), so such leaves are saved as globally replicated arrays over all devices and restored back
+onto the template's single-device sharding; global arrays (``global_batch``/``replicate_global``)
+are saved as they are.
 """
 from __future__ import annotations
 
@@ -23,7 +32,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec
 
 from sparsejax.core.validation import check_int
 
@@ -62,6 +73,52 @@ def fingerprint_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
         elif va != vb:
             out.append(key)
     return out
+
+
+def _host_local(leaf) -> bool:
+    """A ``jax.Array`` of this process only, in a multi-process run (orbax cannot save it as it is)."""
+    return jax.process_count() > 1 and isinstance(leaf, jax.Array) and leaf.is_fully_addressable
+
+
+def _replicated() -> NamedSharding:
+    from sparsejax.train.distributed import global_mesh
+
+    return NamedSharding(global_mesh(), PartitionSpec())
+
+
+def _to_global(state: Any) -> Any:
+    """Host-local leaves as arrays replicated over every device of every process (multi-process only)."""
+    if jax.process_count() == 1:
+        return state
+    sharding = _replicated()
+
+    def convert(leaf):
+        if not _host_local(leaf):
+            return leaf
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            data = jax.random.key_data(leaf)
+            return jax.random.wrap_key_data(convert(data), impl=jax.random.key_impl(leaf))
+        return jax.make_array_from_process_local_data(sharding, np.asarray(leaf), leaf.shape)
+
+    return jax.tree_util.tree_map(convert, state)
+
+
+def _abstract(state: Any) -> Any:
+    """Restore template: shape, dtype and sharding, host-local leaves replicated globally."""
+    if jax.process_count() == 1:
+        return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+    sharding = _replicated()
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding) if _host_local(x)
+        else ocp.utils.to_shape_dtype_struct(x), state)
+
+
+def _to_local(restored: Any, template: Any) -> Any:
+    """Back onto the template's host-local shardings (this process's copy of each replicated leaf)."""
+    if jax.process_count() == 1:
+        return restored
+    return jax.tree_util.tree_map(
+        lambda r, t: jax.device_put(r.addressable_data(0), t.sharding) if _host_local(t) else r, restored, template)
 
 
 class LoopCheckpointer:
@@ -105,7 +162,7 @@ class LoopCheckpointer:
                 differ = ", ".join(fingerprint_diff(stored, self.fingerprint)) or "?"
                 raise CheckpointMismatch(f"{self.directory} holds checkpoints of another run ({differ} differ); "
                                          f"delete them or use another output directory")
-        if stored != self.fingerprint:
+        if stored != self.fingerprint and jax.process_index() == 0:
             tmp = path.with_name(f".{FINGERPRINT_FILE}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self.fingerprint, indent=1, sort_keys=True))
             os.replace(tmp, path)
@@ -122,9 +179,8 @@ class LoopCheckpointer:
         step = self.latest_step()
         if step is None:
             return 0, state
-        template = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-        restored = self._manager.restore(step, args=ocp.args.StandardRestore(template))
-        return step, restored
+        restored = self._manager.restore(step, args=ocp.args.StandardRestore(_abstract(state)))
+        return step, _to_local(restored, state)
 
     def due(self, completed_steps: int) -> bool:
         """Whether :meth:`maybe_save` would save at ``completed_steps`` (without ``force``)."""
@@ -137,7 +193,7 @@ class LoopCheckpointer:
             return False
         if self._manager.latest_step() == completed_steps:
             return False
-        self._manager.save(completed_steps, args=ocp.args.StandardSave(state))
+        self._manager.save(completed_steps, args=ocp.args.StandardSave(_to_global(state)))
         self._manager.wait_until_finished()
         return True
 

@@ -9,6 +9,8 @@
   only its own shard); `global_batch` assembles the per-process shards into one global array
   sharded over the mesh (``jax.make_array_from_process_local_data``); `replicate_global` places
   identical host values on every device of every process (parameters, optimizer state).
+* `process_strings`: every process's string, on every process (the experiment runner uses it to
+  share process 0's run directory and decision, and to check that all processes run the same code).
 
 The jitted steps of `sparsejax.train` run unchanged on these global arrays (SPMD; XLA inserts the
 cross-process gradient all-reduce), and `sparsejax.train.LoopCheckpointer` (orbax) saves and restores
@@ -24,7 +26,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sparsejax.core.validation import check_int
 
-__all__ = ["ENV_VARS", "initialize_from_env", "global_mesh", "process_rows", "global_batch", "replicate_global"]
+__all__ = ["ENV_VARS", "initialize_from_env", "global_mesh", "process_rows", "global_batch", "replicate_global",
+           "process_strings"]
 
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -77,3 +80,23 @@ def replicate_global(tree, mesh: Mesh):
     sharding = NamedSharding(mesh, PartitionSpec())
     return jax.tree_util.tree_map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x), np.shape(x)), tree)
+
+
+def process_strings(text: str) -> list[str]:
+    """``[text of process 0, text of process 1, ...]`` on every process; ``[text]`` with one process.
+
+    A collective (``multihost_utils.process_allgather`` of the UTF-8 bytes, padded to the longest):
+    every process must call it at the same point.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if jax.process_count() == 1:
+        return [text]
+    from jax.experimental.multihost_utils import process_allgather
+
+    data = np.frombuffer(text.encode(), np.uint8)
+    lengths = np.asarray(process_allgather(np.int32(data.size))).reshape(-1)
+    padded = np.zeros(int(lengths.max()) or 1, np.uint8)
+    padded[:data.size] = data
+    rows = np.asarray(process_allgather(padded)).reshape(len(lengths), -1)
+    return [bytes(row[:n]).decode() for row, n in zip(rows, lengths)]

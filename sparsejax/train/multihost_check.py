@@ -3,7 +3,8 @@ process initialises `sparsejax.train.distributed` from the environment, loads on
 synthetic regression set, trains ``steps`` SGD steps of a linear model on the global mesh, and saves
 (``phase=save``, after the steps) or restores (``phase=restore``, before continuing to ``steps``) the state with `LoopCheckpointer` from every process.
 ``phase=fssdp`` runs `train_fssdp` instead (the FSSDP step across processes vs one device). Process
-0 prints the result as one JSON line."""
+0 prints the result as one JSON line. `launch_processes` starts any command that way (the tests of the
+multi-host experiments CLI use it too)."""
 from __future__ import annotations
 
 import json
@@ -107,25 +108,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_processes(n_processes: int, steps: int, checkpoint_dir: str, phase: str, devices_per_process: int = 2,
-                  timeout: float = 300) -> dict:
-    """Launch ``n_processes`` local processes over loopback (gloo CPU collectives); process 0's output."""
+def launch_processes(args: list[str], n_processes: int, devices_per_process: int = 2, timeout: float = 300,
+                     env: dict | None = None) -> list[subprocess.CompletedProcess]:
+    """Run ``python ARGS`` as ``n_processes`` local processes of one distributed JAX job over loopback
+    (CPU, gloo collectives, ``devices_per_process`` emulated devices each); their completed processes."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     port = _free_port()
     procs = []
     for pid in range(n_processes):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-               "JAX_NUM_PROCESSES": str(n_processes), "JAX_PROCESS_ID": str(pid),
-               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}",
-               "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "sparsejax.train.multihost_check", str(steps),
-                                       checkpoint_dir, phase], env=env, stdout=subprocess.PIPE,
+        penv = {**os.environ, **(env or {}), "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                "JAX_NUM_PROCESSES": str(n_processes), "JAX_PROCESS_ID": str(pid),
+                "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}",
+                "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        procs.append(subprocess.Popen([sys.executable, *args], env=penv, cwd=root, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=timeout) for p in procs]
-    for p, (_, err) in zip(procs, outs):
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
+
+
+def run_processes(n_processes: int, steps: int, checkpoint_dir: str, phase: str, devices_per_process: int = 2,
+                  timeout: float = 300) -> dict:
+    """Launch ``n_processes`` local processes over loopback (gloo CPU collectives); process 0's output."""
+    done = launch_processes(["-m", "sparsejax.train.multihost_check", str(steps), checkpoint_dir, phase],
+                            n_processes, devices_per_process, timeout)
+    for p in done:
         if p.returncode != 0:
-            raise RuntimeError(f"a multihost_check process failed (exit {p.returncode}):\n{err[-3000:]}")
-    return json.loads(outs[0][0].strip().splitlines()[-1])
+            raise RuntimeError(f"a multihost_check process failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(done[0].stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
