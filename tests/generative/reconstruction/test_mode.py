@@ -65,8 +65,9 @@ def test_avg_expert_is_average_pool_then_1x1():
 def test_mode_sparsessp_is_routed_by_the_task():
     x = jax.random.normal(KEY, (2, 2, 8, 8, 1))
     model = SparseSSP(depth=4, width=2, levels=1, experts=SMALL_EXPERTS, num_tasks=2)
-    p = model.init(KEY, x, 0)
-    y0, y1 = model.apply(p, x, 0), model.apply(p, x, 1)
+    p = jax.jit(model.init)(KEY, x, 0)
+    fwd = jax.jit(model.apply)                                      # one compile for both task ids
+    y0, y1 = fwd(p, x, jnp.int32(0)), fwd(p, x, jnp.int32(1))
     assert y0.shape == (2, 4, 8, 8, 1)
     assert not np.allclose(np.asarray(y0), np.asarray(y1))     # the task id changes the prediction
     with pytest.raises(ValueError, match="task id"):
