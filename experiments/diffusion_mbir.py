@@ -198,7 +198,8 @@ def plot(summary: dict):
 
 def summarize(record: dict) -> str:
     """One README cell: prior loss and seeds; per view count the whole-volume PSNR of every arm, per-plane PSNR/SSIM
-    of slicewise vs mbir and the paired mbir - slicewise difference, all mean ± std over seeds."""
+    of slicewise vs mbir and the paired mbir - slicewise difference, all mean ± std over seeds ("n/a" where a plane
+    is too small for SSIM)."""
     res = record["metrics"]
 
     def ms(stat, digits=3):
@@ -213,11 +214,11 @@ def summarize(record: dict) -> str:
         fam, views = name.split("_")
         ps = ", ".join(f"{a} {ms(arms[a]['psnr'])}" for a in ("mean", "fbp", "tv_ls", "slicewise", "mbir"))
         planes = ", ".join(
-            f"{p[:3]} {ms(arms['slicewise'][f'psnr_{p}'])}/{ms(arms['slicewise'][f'ssim_{p}'], 2)} vs "
-            f"{ms(arms['mbir'][f'psnr_{p}'])}/{ms(arms['mbir'][f'ssim_{p}'], 2)}" for p in PLANES)
+            f"{p[:3]} {ms(arms['slicewise'].get(f'psnr_{p}'))}/{ms(arms['slicewise'].get(f'ssim_{p}'), 2)} vs "
+            f"{ms(arms['mbir'].get(f'psnr_{p}'))}/{ms(arms['mbir'].get(f'ssim_{p}'), 2)}" for p in PLANES)
         diff = arms.get("mbir_minus_slicewise")
         d = "" if diff is None else "; mbir - slicewise PSNR " + ", ".join(
-            f"{p[:3]} {ms(diff[f'psnr_{p}'], 2)}" for p in PLANES)
+            f"{p[:3]} {ms(diff.get(f'psnr_{p}'), 2)}" for p in PLANES)
         parts.append(f"{views} views ({fam}) PSNR dB: {ps}; PSNR/SSIM slicewise vs mbir: {planes}{d}")
     better = [n for n, a in res["summary"].items() if a["mbir"]["psnr"]["mean"] > a["slicewise"]["psnr"]["mean"]]
     parts.append(f"mbir > slicewise (mean PSNR) in {len(better)}/{len(res['summary'])} settings")
