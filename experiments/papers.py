@@ -133,7 +133,8 @@ PAPERS: tuple[Paper, ...] = (
           'estimate each DDIM step, eta 0.85) instead of the VE predictor-corrector sampler; lambda 0.04, rho 10, one CG '
           'step, persistent (z, u), final Kaczmarz as official; random ellipsoid phantoms stand in for AAPM CT; tiny '
           'UNet prior trained briefly on 32x32 slices; own per-slice Radon (bilinear line sampling, exact adjoint by '
-          'linear_transpose); limited-angle CT and CS-MRI not done'),
+          'linear_transpose); 3 seeds (own test phantoms and sampler noise) share one trained prior; limited-angle '
+          'CT and CS-MRI not done'),
     Paper('P31', 'Bayesian Algorithms for Kronecker-structured Sparse Vector Recovery…',
           'sparsejax/recovery/', 'done', 'AM/SVD KroSBL, classic SBL, KOMP, oracle LS checked against the official '
           'MATLAB code (updates, init, pruning 1e-2/1e-3, tolerances); IRS-MIMO generator; PC-KroSBL (block '
@@ -175,8 +176,11 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P38', 'SparseSSP: 3D Subcellular Structure Prediction from Sparse-View…',
           'generative/reconstruction/', 'partial',
           '3e2d topology (nearest z-upsampling, 3D encoder, depth->channel fold with 2D gates, 2D decoder, unfold) '
-          'checked against JintuZheng/SparseSSP; single task (no RepMode MoDE experts), plain conv blocks; '
-          'synthetic cells with a Gaussian optical model stand in for AllenCell; 3D U-Net baseline at equal width'),
+          'and RepMode MoDE convs (task-gated experts merged into one kernel per task) checked against '
+          'JintuZheng/SparseSSP; no batch norm, max-pool down-sampling, MoDE arm uses the 3 official experts that '
+          'fit a 3-kernel (conv3/conv1/avg3; official K=5 set available), one task per minibatch; no Gaussian '
+          'sliding-window inference; synthetic cells (3 structure channels, Gaussian optical model) stand in for '
+          'AllenCell; 3D U-Net baseline at equal width'),
     Paper('P39', 'HESSO: Towards Automatic Efficient and User Friendly Any Neural Network…',
           'sparsejax/pruning/', 'done', 'optax wrapper checked against microsoft/only_train_once (5 criteria x 0.2, '
           'linear shrink per period); CRIC condensed (loss probes on fixed batches) and it collapsed the MLP in smoke; '

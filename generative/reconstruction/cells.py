@@ -10,7 +10,11 @@ synthetic stand-ins. Each ``(D, H, W)`` volume holds:
   sigma_xy``, brightfield PSFs are much longer along z), plus a defocus-contrast term (minus the Laplacian of the
   blurred map, phase contrast of a weak phase object), plus Gaussian noise; standardised to zero mean, unit std;
 * the **fluorescence target**: nucleus (DNA stain) plus organelles at weight ``organelle_weight``, blurred by a
-  tighter PSF, scaled to ``[0, 1]``.
+  tighter PSF, scaled to ``[0, 1]``;
+* **per-structure targets** (``structures``, one channel per :data:`STRUCTURES` name, the multi-task stand-in for
+  AllenCell's one-structure-per-cell-line labels used by RepMode/SparseSSP's task routing): ``dna`` (nucleus),
+  ``organelles`` (the blobs) and ``membrane`` (the one-voxel shell of the cell body), each blurred by the target
+  PSF and scaled to ``[0, 1]`` on its own.
 
 Deviations (stand-ins, not physics-accurate): Gaussian PSFs instead of a vectorial/Born model, no scattering or
 absorption, no Poisson noise, blobs instead of labelled structures. All blurs use ``scipy.ndimage.gaussian_filter``.
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+STRUCTURES = ("dna", "organelles", "membrane")
 
 
 def _ellipsoid(grid, centre, radii, rot) -> np.ndarray:
@@ -35,7 +41,9 @@ def _rotation(rng) -> np.ndarray:
 def make_cell(rng: np.random.Generator, shape=(32, 64, 64), n_organelles=(20, 50), sigma_xy: float = 1.0,
               axial_ratio: float = 3.0, target_sigma: float = 0.5, defocus: float = 0.5, noise: float = 0.05,
               organelle_weight: float = 0.6) -> dict[str, np.ndarray]:
-    """One synthetic cell: ``{"tl", "target", "ri"}``, each a float32 ``(D, H, W)`` volume.
+    """One synthetic cell: ``{"tl", "target", "ri"}``, each a float32 ``(D, H, W)`` volume, and ``"structures"``,
+    float32 ``(len(STRUCTURES), D, H, W)`` (the per-structure targets; they draw no random numbers, so adding them
+    left ``tl``/``target``/``ri`` unchanged).
 
     Coordinates are in voxels; radii scale with the volume so that every shape fits inside it. ``n_organelles``
     is an inclusive ``(low, high)`` range of blob counts.
@@ -72,11 +80,18 @@ def make_cell(rng: np.random.Generator, shape=(32, 64, 64), n_organelles=(20, 50
     fluo = ndimage.gaussian_filter(nucleus + organelle_weight * org, target_sigma) if target_sigma > 0 \
         else (nucleus + organelle_weight * org).astype(float)
     fluo = fluo / max(fluo.max(), 1e-8)
-    return {"tl": tl.astype(np.float32), "target": fluo.astype(np.float32), "ri": ri.astype(np.float32)}
+    membrane = body & ~ndimage.binary_erosion(body)
+    structures = []
+    for mask in (nucleus, org, membrane):
+        m = ndimage.gaussian_filter(mask.astype(float), target_sigma) if target_sigma > 0 else mask.astype(float)
+        structures.append(m / max(m.max(), 1e-8))
+    return {"tl": tl.astype(np.float32), "target": fluo.astype(np.float32), "ri": ri.astype(np.float32),
+            "structures": np.stack(structures).astype(np.float32)}
 
 
 def make_cells(n: int, seed: int = 0, shape=(32, 64, 64), **kwargs) -> dict[str, np.ndarray]:
-    """``n`` cells stacked: ``{"tl", "target", "ri"}`` of shape ``(n, D, H, W)``; keyword arguments go to
+    """``n`` cells stacked: ``{"tl", "target", "ri"}`` of shape ``(n, D, H, W)`` and ``"structures"`` of shape
+    ``(n, len(STRUCTURES), D, H, W)``; keyword arguments go to
     :func:`make_cell`. Deterministic in ``seed``."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
