@@ -106,13 +106,12 @@ def depth_to_normal(depth: jax.Array, K: jax.Array) -> jax.Array:
     P = depth[..., None] * jnp.stack([(u - K[2]) / K[0], (v - K[3]) / K[1], jnp.ones_like(u)], -1)
     dv = P[2:, 1:-1] - P[:-2, 1:-1]
     du = P[1:-1, 2:] - P[1:-1, :-2]
-    n = jnp.cross(dv, du)
-    n = n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    return jnp.pad(n, ((1, 1), (1, 1), (0, 0)))
+    return jnp.pad(_normalize(jnp.cross(dv, du)), ((1, 1), (1, 1), (0, 0)))
 
 
 def _normalize(n: jax.Array) -> jax.Array:
-    # torch.nn.functional.normalize: x / max(|x|, 1e-12), zero vectors stay zero (safe gradient at 0)
+    # torch.nn.functional.normalize: x / max(|x|, 1e-12); zero vectors stay zero, with a finite gradient
+    # there (the gradient of a plain norm at 0 is NaN, e.g. on empty background pixels)
     sq = (n * n).sum(-1, keepdims=True)
     return n * jax.lax.rsqrt(jnp.maximum(sq, 1e-24))
 
@@ -127,12 +126,14 @@ def depth_normal_loss(normals: jax.Array, depth: jax.Array, alpha: jax.Array, me
     """Depth-normal consistency (``stage1_360.py``/``stage2_360.py``), weight not included.
 
     ``(1 - r) mean(err(depth / alpha)) + r mean(err(median))`` with ``r = 0.6``; the mean runs over all
-    pixels, as in the official code (border and empty pixels contribute the constant 1).
+    pixels, as in the official code (border and empty pixels contribute the constant 1). ``depth / alpha``
+    is set to 0 where alpha < 1/255 (the official code zeroes only alpha = 0).
     """
     if normals.shape[:2] != depth.shape or depth.shape != alpha.shape or depth.shape != median.shape:
         raise ValueError(f"shapes differ: normals {normals.shape}, depth {depth.shape}, alpha {alpha.shape}, "
                          f"median {median.shape}")
-    mean_depth = jnp.where(alpha > 0, depth / jnp.where(alpha > 0, alpha, 1.0), 0.0)
+    ok = alpha >= ALPHA_MIN  # official: depth / alpha with NaN -> 0; here tiny alphas too (finite gradients)
+    mean_depth = jnp.where(ok, depth / jnp.where(ok, alpha, 1.0), 0.0)
     return ((1 - depth_ratio) * depth_normal_error(normals, mean_depth, K).mean()
             + depth_ratio * depth_normal_error(normals, median, K).mean())
 

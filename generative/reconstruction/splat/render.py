@@ -18,7 +18,8 @@ regularisers need (its RaDe-GS rasteriser, ``submodules/diff-gaussian-rasterizat
 forward.cu``): ``ray_depth`` (alpha-weighted per-pixel depth of each Gaussian along the pixel ray),
 ``median_depth`` (the depth of the last Gaussian composited while the transmittance is still above
 0.5, among those with alpha >= 1/255) and ``distortion`` (see
-:func:`~generative.reconstruction.splat.regularizers.distortion`). Deviation: the per-pixel depth of a
+:func:`~generative.reconstruction.splat.regularizers.distortion`); as in the kernel, Gaussians whose
+per-pixel depth is at most the near plane 0.2 are left out of these three maps. Deviation: the per-pixel depth of a
 Gaussian is the exact depth of its density maximum along the ray, ``z = d^T A mu / d^T A d`` with
 ``A`` the inverse camera-space covariance and ``d = K^-1 (u, v, 1)``; RaDe-GS uses a first-order
 (planar) approximation of the same point around the projected centre.
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from generative.reconstruction.cameras import Camera
-from generative.reconstruction.splat.regularizers import distortion, median_depth
+from generative.reconstruction.splat.regularizers import NEAR_PLANE, distortion, median_depth
 
 PARAM_KEYS = ("means", "log_scales", "quats", "opacity_logits", "color_logits")
 
@@ -143,10 +144,12 @@ def render(params: dict, cam: dict, width: int, height: int, background=None, bl
     if geometry:
         p_sorted = {k: v[order] for k, v in params.items()}
         zr = ray_depths(p_sorted, cam, pix)
-        zr = jnp.where(valid[None, :], zr, 1.0)
-        out["ray_depth"] = (w * zr).sum(1).reshape(height, width)
-        out["median_depth"] = median_depth(trans, alpha, zr).reshape(height, width)
-        out["distortion"] = distortion(w, zr).reshape(height, width)
+        ok = valid[None, :] & (zr > NEAR_PLANE)  # the CUDA kernel skips depths <= NEAR_PLANE
+        zr = jnp.where(ok, zr, NEAR_PLANE)
+        wg = jnp.where(ok, w, 0.0)
+        out["ray_depth"] = (wg * zr).sum(1).reshape(height, width)
+        out["median_depth"] = median_depth(trans, jnp.where(ok, alpha, 0.0), zr).reshape(height, width)
+        out["distortion"] = distortion(wg, zr).reshape(height, width)
     return out
 
 

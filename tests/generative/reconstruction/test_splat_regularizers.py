@@ -134,3 +134,22 @@ def test_interpolated_cameras_and_point_render():
     np.testing.assert_allclose(near_only[3:5, 3:5], np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)))
     assert float(point_render_loss(jnp.asarray(img), jnp.asarray(img))) == 0.0
     np.testing.assert_allclose(float(point_render_loss(jnp.zeros((2, 2, 3)), jnp.ones((2, 2, 3)))), 1.0)
+
+
+def test_geometry_losses_have_finite_gradients_with_empty_pixels():
+    """Empty background pixels (zero depth, zero normals) must not give NaN gradients."""
+    cam = make_camera([0.0, -3.0, 0.0], [0, 0, 0], width=10, height=8, fov_deg=50)
+    c = camera_arrays(cam)
+    p = init_gaussians([[0.0, 0.0, 0.0], [0.2, 0.3, 0.1]], [[0.5, 0.5, 0.5]] * 2, scale=0.08, opacity=0.8)
+    edge = edge_weights(jnp.zeros((8, 10, 3)))
+
+    def f(p):
+        o = render(p, c, 10, 8, None, 0.3, True)
+        return (0.05 * depth_normal_loss(o["normals"], o["ray_depth"], o["alpha"], o["median_depth"], c["K"])
+                + 100 * distortion_loss(o["distortion"], o["alpha"], edge))
+
+    o = render(p, c, 10, 8, None, 0.3, True)
+    assert float(np.asarray(o["alpha"]).min()) < 1e-6  # there are empty pixels
+    g = jax.jit(jax.grad(f))(p)
+    assert all(np.isfinite(np.asarray(v)).all() for v in g.values())
+    assert np.abs(np.asarray(g["means"])).max() > 0
