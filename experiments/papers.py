@@ -200,7 +200,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper('P45', 'On the Stability of Expressive Positional Encodings for Graph Neural…',
           'geometry/spe/', 'done'),
     Paper('P46', 'LM-Gaussian: Boost Sparse-view 3D Gaussian Splatting with Large Model…',
-          'generative/reconstruction/splat/', 'partial', 'pure-JAX tile-free 3DGS (RGB, no SH) on a 4-sphere 360 scene at 32px; DUSt3R/Marigold -> corrupted GT depth/normals, ControlNet repair -> tiny project DDPM (SDEdit); no L_pr, depth-normal or distortion loss; lrs scaled for few hundred steps'),
+          'generative/reconstruction/splat/', 'partial', 'pure-JAX tile-free 3DGS (RGB, no SH) on a 4-sphere 360 scene at 16-32px; DUSt3R/Marigold -> corrupted GT depth/normals, ControlNet repair -> tiny project DDPM (SDEdit); L_pr (0.6, point cloud = jittered GT surface points, radius in px), depth-normal (0.05) and distortion (100) as the official code, the latter two from the start of stage 2 (360 config: never), per-pixel depth = exact ray density maximum (RaDe-GS: planar approx.); lrs scaled for few hundred steps; no video-diffusion enhancement'),
     Paper('P47', 'Novel Quadratic Constraints for Extending LipSDP beyond…',
           'geometry/lipschitz/', 'done', 'l2 bounds of MLPs only (MaxMin as in the official code; GroupSort/Householder QCs reconstructed); two-moons nets, not MNIST; no l_inf, residual or implicit models'),
     Paper('P48', 'SliceGPT: Compress Large Language Models by Deleting Rows and Columns',

@@ -7,8 +7,8 @@ monocular depth); Marigold normals -> :func:`corrupt_normals` (true normals plus
 renormalised). Weights from the official ``stage1_360.py`` (see the P46 brief): photometric
 ``(1 - 0.2) L1 + 0.2 (1 - SSIM)``, depth ``0.1 (global Pearson + local patch Pearson)``, normal
 ``0.01 L1 + 0.01 (1 - cos)``. Deviations: local Pearson uses all non-overlapping ``patch`` x ``patch``
-tiles (official: random 128-px patches covering 50%); the point-cloud render loss ``L_pr`` and the
-depth-normal consistency term (off in the official 360 stage 1) are not implemented.
+tiles (official: random 128-px patches covering 50%). The point-cloud render loss ``L_pr``, the
+depth-normal consistency and the distortion loss live in :mod:`~generative.reconstruction.splat.regularizers`.
 """
 from __future__ import annotations
 

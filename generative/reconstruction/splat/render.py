@@ -12,6 +12,17 @@ at transmittance 1e-4 (the image stays smooth in the parameters); colours are vi
 (no spherical harmonics); the global depth sort (by camera-space mean depth) is not differentiated.
 Depth is the alpha-weighted mean depth, normals are the alpha-weighted shortest-axis normals (as in
 GOF/LM-Gaussian's normal rendering), oriented towards the camera and expressed in camera coordinates.
+
+With ``geometry=True`` the renderer also returns the per-pixel quantities that LM-Gaussian's
+regularisers need (its RaDe-GS rasteriser, ``submodules/diff-gaussian-rasterization/cuda_rasterizer/
+forward.cu``): ``ray_depth`` (alpha-weighted per-pixel depth of each Gaussian along the pixel ray),
+``median_depth`` (the depth of the last Gaussian composited while the transmittance is still above
+0.5, among those with alpha >= 1/255) and ``distortion`` (see
+:func:`~generative.reconstruction.splat.regularizers.distortion`); as in the kernel, Gaussians whose
+per-pixel depth is at most the near plane 0.2 are left out of these three maps. Deviation: the per-pixel depth of a
+Gaussian is the exact depth of its density maximum along the ray, ``z = d^T A mu / d^T A d`` with
+``A`` the inverse camera-space covariance and ``d = K^-1 (u, v, 1)``; RaDe-GS uses a first-order
+(planar) approximation of the same point around the projected centre.
 """
 from __future__ import annotations
 
@@ -22,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from generative.reconstruction.cameras import Camera
+from generative.reconstruction.splat.regularizers import NEAR_PLANE, distortion, median_depth
 
 PARAM_KEYS = ("means", "log_scales", "quats", "opacity_logits", "color_logits")
 
@@ -81,13 +93,32 @@ def gaussian_normals(params: dict, cam: dict) -> jax.Array:
     return n_cam * sign[:, None]
 
 
-@partial(jax.jit, static_argnames=("width", "height", "blur"))
-def render(params: dict, cam: dict, width: int, height: int, background=None, blur: float = 0.3) -> dict:
+def ray_depths(params: dict, cam: dict, pix: jax.Array) -> jax.Array:
+    """Depth ``(P, N)`` of each Gaussian's density maximum along the rays of pixel centres ``pix (P, 2)``.
+
+    Along ``x = t d`` with ``d = ((u - cx)/fx, (v - cy)/fy, 1)`` the density of a Gaussian with camera
+    mean ``mu`` and inverse covariance ``A`` peaks at ``t* = d^T A mu / d^T A d``, which is the z-depth
+    because ``d_z = 1``.
+    """
+    R, K = cam["R"], cam["K"]
+    mu = params["means"] @ R.T + cam["t"]
+    Rg = R @ quat_to_rotmat(params["quats"])  # camera-space Gaussian axes
+    A = (Rg * jnp.exp(-2 * params["log_scales"])[:, None, :]) @ jnp.swapaxes(Rg, -1, -2)
+    d = jnp.stack([(pix[:, 0] - K[2]) / K[0], (pix[:, 1] - K[3]) / K[1], jnp.ones_like(pix[:, 0])], -1)
+    num = d @ jnp.einsum("nij,nj->ni", A, mu).T
+    den = jnp.einsum("pi,nij,pj->pn", d, A, d)
+    return num / den
+
+
+@partial(jax.jit, static_argnames=("width", "height", "blur", "geometry"))
+def render(params: dict, cam: dict, width: int, height: int, background=None, blur: float = 0.3,
+           geometry: bool = False) -> dict:
     """Render colour ``(H, W, 3)``, depth ``(H, W)``, normals ``(H, W, 3)`` and accumulated alpha ``(H, W)``.
 
     ``params`` holds ``means (N,3)``, ``log_scales (N,3)``, ``quats (N,4)``, ``opacity_logits (N,)``,
     ``color_logits (N,3)``; ``cam`` comes from :func:`camera_arrays`. Depth is ``sum_i w_i z_i``
-    (unnormalised; divide by alpha for the surface depth), likewise the normals.
+    (unnormalised; divide by alpha for the surface depth), likewise the normals. ``geometry=True`` adds
+    ``ray_depth``, ``median_depth`` and ``distortion`` maps ``(H, W)`` (see the module docstring).
     """
     uv, cov2, z, valid = project(params, cam, blur)
     order = jnp.argsort(jax.lax.stop_gradient(jnp.where(valid, z, jnp.inf)))
@@ -108,15 +139,25 @@ def render(params: dict, cam: dict, width: int, height: int, background=None, bl
     acc = w.sum(1)
     bg = jnp.zeros(3, uv.dtype) if background is None else jnp.asarray(background, uv.dtype)
     rgb = w @ color + (1.0 - acc)[:, None] * bg
-    return {"rgb": rgb.reshape(height, width, 3), "depth": (w @ z).reshape(height, width),
-            "normals": (w @ normals).reshape(height, width, 3), "alpha": acc.reshape(height, width)}
+    out = {"rgb": rgb.reshape(height, width, 3), "depth": (w @ z).reshape(height, width),
+           "normals": (w @ normals).reshape(height, width, 3), "alpha": acc.reshape(height, width)}
+    if geometry:
+        p_sorted = {k: v[order] for k, v in params.items()}
+        zr = ray_depths(p_sorted, cam, pix)
+        ok = valid[None, :] & (zr > NEAR_PLANE)  # the CUDA kernel skips depths <= NEAR_PLANE
+        zr = jnp.where(ok, zr, NEAR_PLANE)
+        wg = jnp.where(ok, w, 0.0)
+        out["ray_depth"] = (wg * zr).sum(1).reshape(height, width)
+        out["median_depth"] = median_depth(trans, jnp.where(ok, alpha, 0.0), zr).reshape(height, width)
+        out["distortion"] = distortion(wg, zr).reshape(height, width)
+    return out
 
 
-def render_camera(params: dict, cam: Camera, background=None, blur: float = 0.3) -> dict:
+def render_camera(params: dict, cam: Camera, background=None, blur: float = 0.3, geometry: bool = False) -> dict:
     """:func:`render` for a :class:`~generative.reconstruction.cameras.Camera`."""
     check_params(params)
     dtype = params["means"].dtype
-    return render(params, camera_arrays(cam, dtype), cam.width, cam.height, background, blur)
+    return render(params, camera_arrays(cam, dtype), cam.width, cam.height, background, blur, geometry)
 
 
 def check_params(params: dict) -> None:
