@@ -198,7 +198,11 @@ def radiance(params: dict, x, resolutions, lattice: str = "simplex", bound: floa
     ``x`` in ``[-bound, bound]^3`` is mapped to the encodings' unit cube ``(x + bound) / (2 bound)``.
     """
     check_number("bound", bound, minimum=0.0, min_inclusive=False)
+    try:
+        out_dim = params["mlp"]["params"]["head"]["kernel"].shape[1]
+    except (TypeError, KeyError) as err:
+        raise TypeError("params must be the dict of init_radiance_field (keys tables/mlp)") from err
+    if out_dim != 4:
+        raise ValueError(f"a radiance field has 4 outputs (density + RGB), got {out_dim}")
     raw = apply_field(params, (jnp.asarray(x) + bound) / (2.0 * bound), resolutions, lattice)
-    if raw.shape[1] != 4:
-        raise ValueError(f"a radiance field has 4 outputs (density + RGB), got {raw.shape[1]}")
     return jax.nn.softplus(raw[:, 0]), jax.nn.sigmoid(raw[:, 1:])
