@@ -187,8 +187,9 @@ PAPERS: tuple[Paper, ...] = (
           'group-lasso baseline is a local prox'),
     Paper('P40', 'Efficient Encoding of Graphics Primitives with Simplex-based Structures',
           'generative/reconstruction/', 'partial',
-          'hash/simplex encodings d=2..7 in JAX; CPU timings only (no CUDA kernel); volume rendering timed on an '
-          'untrained field (no NeRF fit); 128^2 camera image instead of gigapixel'),
+          'hash/simplex encodings d=2..7 in JAX; CPU timings only (no CUDA kernel); 128^2 camera image instead of '
+          'gigapixel; NeRF fit on a synthetic view-independent 360-degree sphere scene (small images, one MLP '
+          'without view direction, softplus density, no occupancy grid, bin-width deltas)'),
     Paper('P41', 'The Emergence of Essential Sparsity in Large Pre-trained Models: The…',
           'sparsejax/pruning/', 'done', 'ViT/LM from the zoo at smoke scale; claims partly held'),
     Paper('P42', 'Stationary Representations: Optimally Approximating Compatibility and…',

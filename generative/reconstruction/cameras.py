@@ -1,4 +1,4 @@
-"""Pinhole cameras, look-at poses, 360-degree orbits and per-pixel rays (shared by P46, reusable by P40).
+"""Pinhole cameras, look-at poses, 360-degree orbits and per-pixel rays (shared by P46 and P40).
 
 Convention (OpenCV / 3DGS): world -> camera is ``x_cam = R x_world + t``; the camera looks along +z,
 +x is image right and +y is image down. Pixel ``(u, v)`` has its centre at ``(u + 0.5, v + 0.5)``.
