@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 import sparsejax as sj
+from sparsejax.core import param_count
 from sparsejax.data import load_digits
 from sparsejax.nn import CNN, MLP
 from sparsejax.train import LoopCheckpointer, TrainState, evaluate, fit, make_eval_step, make_train_step
@@ -106,7 +107,7 @@ def run(config: dict, ctx) -> dict:
                     row = {"model": model_name, "width": width, "distribution": distribution,
                            "sparsity": sparsity, "seed": seed, "test_accuracy": metrics["accuracy"],
                            "measured_sparsity": sj.sparsity(sj.apply_mask(state.params, mask)),
-                           "parameters": int(sum(np.size(w) for w in jax.tree_util.tree_leaves(params0)))}
+                           "parameters": param_count(params0)}
                     rows.append(row)
                     if ctx.primary:
                         with open(rows_path, "a") as fh:

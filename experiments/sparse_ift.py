@@ -20,6 +20,7 @@ import optax
 
 import sparsejax as sj
 from experiments._stats import mean_std
+from sparsejax.core import param_count
 from sparsejax.data import load_digits
 from sparsejax.pruning import rigl, sparse_evolutionary_training
 from sparsejax.structured import SparseIFTCNN, SparseIFTMLP, count_flops, sparse_ift_mask
@@ -102,7 +103,7 @@ def _train_seeds(ctx, config, split, model_name, family, sparsity):
         rows.append({"model": model_name, "family": family, "sparsity": sparsity, "seed": seed,
                      "test_accuracy": metrics["accuracy"], "flops": flops_before,
                      "flops_after_training": count_flops(model, variables, final_mask, split.x_train),
-                     "parameters": int(sum(np.size(w) for w in jax.tree_util.tree_leaves(params))),
+                     "parameters": param_count(params),
                      "nonzero_parameters": int(sum(np.count_nonzero(np.asarray(w))
                                                    for w in jax.tree_util.tree_leaves(state.params)))})
     return rows

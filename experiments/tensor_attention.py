@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from experiments._stats import fmt_mean_std, loglog_slope
+from sparsejax.core import param_count
 from sparsejax.data.synthetic_tasks import match3
 from sparsejax.llm.tensor_attention import TensorSelfAttention, fast_tensor_attention, tensor_attention
 from sparsejax.nn import SelfAttention
@@ -132,7 +133,7 @@ def match3_run(cfg, seed, ctx) -> dict:
         pred = np.concatenate([np.asarray(apply(state.params, jnp.asarray(x_te[i:i + 256]))[:, :-1].argmax(-1))
                                for i in range(0, len(x_te), 256)])
         out[kind] = {"accuracy": float((pred == y_te).mean()), "final_loss": losses[-1],
-                     "params": int(sum(p.size for p in jax.tree_util.tree_leaves(state.params)))}
+                     "params": param_count(state.params)}
         ctx.log(f"match3 seed {seed} {kind}: accuracy {out[kind]['accuracy']:.3f} (majority "
                 f"{out['majority_accuracy']:.3f}), params {out[kind]['params']}")
     return out

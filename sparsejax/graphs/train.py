@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sparsejax.core import param_count
 from sparsejax.core.masks import top_k_mask
 from sparsejax.core.validation import check_array, check_int, check_number
 from sparsejax.graphs.gnn import Graph, directed_messages, masked_graph
@@ -50,7 +51,7 @@ def n_parameters(model, data: NodeGraph) -> int:
     """Number of parameters of ``model`` on ``data``."""
     adj = model.adjacency(masked_graph(data.edges, data.n_nodes))
     params = jax.eval_shape(lambda k: model.init(k, jnp.asarray(data.x), adj)["params"], jax.random.PRNGKey(0))
-    return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
+    return param_count(params)
 
 
 def train_node_classifiers(model, data: NodeGraph, keys, edge_weights, *, kd_weight=None, teacher=None,

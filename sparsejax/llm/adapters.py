@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import math
 import optax
 
+from sparsejax.core import param_count
 from sparsejax.core.tree import leaves_with_paths
 from sparsejax.core.validation import check_int, check_number
 from sparsejax.train import TrainState, cross_entropy_loss
@@ -230,4 +231,4 @@ def make_adapter_train_step(apply_fn: Callable, base, adapter: Adapter, tx: opta
 
 def num_trainable(adapter: Adapter) -> int:
     """Number of trainable entries of an adapter."""
-    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(adapter.params)))
+    return param_count(adapter.params)
