@@ -154,6 +154,12 @@ class MoDEConv(nn.Module):
             out.append(_pad_to(w, self.kernel_size, self.ndim))
         return jnp.stack(out)                                     # (E, *K, Cin, Cout)
 
+    def _merge(self, g, weights):
+        """Gate-weighted sum of the expert kernels: ``(E, C_out)`` gates give one ``(*K, Cin, Cout)`` kernel,
+        ``(B, E, C_out)`` gates one per sample."""
+        sp, b = "xyz"[:self.ndim], "b" * (g.ndim - 2)
+        return jnp.einsum(f"{b}eo,e{sp}io->{b}{sp}io", g, self._expert_kernels(weights))
+
     @nn.compact
     def __call__(self, x, task, multi_branch: bool = False):
         if x.ndim != self.ndim + 2:
@@ -174,8 +180,7 @@ class MoDEConv(nn.Module):
                 ge = g[..., e, :] if task.ndim == 0 else g[:, e, :].reshape((-1,) + (1,) * self.ndim + (self.features,))
                 y = y + ge * branch
         else:
-            sp = "xyz"[:self.ndim]
-            merged = jnp.einsum(f"{'b' * task.ndim}eo,e{sp}io->{'b' * task.ndim}{sp}io", g, self._expert_kernels(weights))
+            merged = self._merge(g, weights)
             y = _conv_same(x, merged, self.ndim) if task.ndim == 0 else \
                 jax.vmap(lambda xi, wi: _conv_same(xi[None], wi, self.ndim)[0])(x, merged)
         return y + bias if bias is not None else y
@@ -184,8 +189,7 @@ class MoDEConv(nn.Module):
         """The re-parameterised single kernel ``(*K, Cin, Cout)`` for one task id (call through ``apply``)."""
         prm = self.variables["params"]
         weights = [_parse_expert(name) + (prm[name],) for name in self.experts]
-        sp = "xyz"[:self.ndim]
-        return jnp.einsum(f"eo,e{sp}io->{sp}io", self.gates(jnp.asarray(task)), self._expert_kernels(weights))
+        return self._merge(self.gates(jnp.asarray(task)), weights)
 
 
 class _Conv(nn.Module):

@@ -68,15 +68,17 @@ def _biology(state, volume, p: DecompositionParams, dt: float):
     mb, dom, som, fom, co2 = state
     c = dom / volume
     growth = np.minimum(p.v_dom * c * mb * dt / (p.k_ab + c), dom)
-    mort = p.mu * mb * dt
-    resp = p.rho * mb * dt
-    s_out = p.v_som * som * dt
-    f_out = p.v_fom * fom * dt
+    mort, resp, s_out, f_out = _linear_fluxes(mb, som, fom, p, dt)
     mb = mb + growth - mort - resp
     dom = dom - growth + p.rho_m * mort + s_out + f_out
     som = som + (1 - p.rho_m) * mort - s_out
     fom = fom - f_out
     return np.stack([mb, dom, som, fom, co2 + resp])
+
+
+def _linear_fluxes(mb, som, fom, p: DecompositionParams, dt: float):
+    """Masses moved in ``dt`` by the linear terms: mortality, respiration, SOM and FOM decomposition."""
+    return p.mu * mb * dt, p.rho * mb * dt, p.v_som * som * dt, p.v_fom * fom * dt
 
 
 def _uptake(x, mb, p: DecompositionParams):
@@ -196,8 +198,7 @@ def _diffusion_solver(graph, volume, p: DecompositionParams, h: float, solver: s
 def _coupled_step(state, volume, p: DecompositionParams, h: float, solve, support, green, green_cols):
     """One semi-implicit step of length h (see :func:`simulate`, ``scheme="coupled"``); conserves total mass."""
     mb, dom, som, fom, co2 = state
-    mort, resp = p.mu * mb * h, p.rho * mb * h
-    s_out, f_out = p.v_som * som * h, p.v_fom * fom * h
+    mort, resp, s_out, f_out = _linear_fluxes(mb, som, fom, p, h)
     rhs = dom + p.rho_m * mort + s_out + f_out
     z = rhs / volume if solve is None else solve(rhs)
     growth = np.zeros_like(mb)
